@@ -3,14 +3,33 @@
 A blocking callable starts inline in the loop's thread. Only if it blocks does the loop
 move to another thread, leaving the blocked thread to finish the call and post its
 outcome to a completion ring (the syslet model of Linux's 2007 asynchronous system
-calls, in user space).
+calls, in user space). Calls that do not block complete inline, with no thread hop.
+
+Entry points: :func:`run`, :func:`new_event_loop` (a ``loop_factory``),
+:class:`EventLoopPolicy`, and :func:`call` for an explicit blocking call;
+``loop.run_in_executor(None, ...)`` and ``asyncio.to_thread`` take the same path.
 """
 
 from importlib.metadata import PackageNotFoundError, version
+
+from ._call import call
+from ._loop import SysletEventLoop
+from ._options import LoopOptions
+from ._runner import EventLoopPolicy, new_event_loop, run
+from ._stats import SysletStats
 
 try:
     __version__ = version("sysletloop")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["__version__"]
+__all__ = [
+    "EventLoopPolicy",
+    "LoopOptions",
+    "SysletEventLoop",
+    "SysletStats",
+    "__version__",
+    "call",
+    "new_event_loop",
+    "run",
+]

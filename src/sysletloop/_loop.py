@@ -1,0 +1,674 @@
+"""The syslet event loop: asyncio's selector loop, plus blocking calls that run inline.
+
+A blocking callable submitted to the loop (``sysletloop.call``, ``run_in_executor(None,
+...)``, ``asyncio.to_thread``) is queued, and the task awaiting it suspends. At the end of
+the current iteration the loop runs the call *inline*, in its own thread, outside any
+task step, with the watchdog armed. If the call returns before the threshold, its future
+is resolved there and then: no other thread is involved. If the watchdog sees the call
+still running past the threshold, the loop is handed to another thread (a cached spare,
+or a new one), which carries on with the loop's iterations; the blocked thread finishes
+the call, posts the outcome to the completion ring and steps out. This is Linux's 2007
+*syslets* in user space: the caller continues in a new task (its thread id changes), the
+blocked call completes in the old one and reports to a ring.
+
+Glossary
+    owner      the one thread allowed to run the loop's iterations at a given instant.
+    epoch      a counter bumped at every change of owner; an owner remembers the epoch it
+               started with and stops touching the loop once the counter has moved.
+    inline     the call the owner is running right now (``_inline``), or ``None``.
+    claim      the watchdog's verdict "this inline call blocked": under ``_own_lock`` it
+               clears ``_inline``, bumps the epoch and hands the loop to a new owner.
+    deposed    what the thread running a claimed call is, once the call returns: it
+               posts the outcome to the ring and leaves the loop's code at once.
+    home       the thread that called ``run_forever``; it must also be the one to return
+               from it (see ``_home``).
+    pending    calls submitted but not yet started (FIFO, ``_pending``).
+    blocked    calls claimed whose outcome has not been drained from the ring yet.
+
+Thread rules
+    Loop state (everything asyncio keeps: ready queue, timers, selector; and ours:
+    ``_pending``, the counters without a lock) is touched only by the owner, as in stock
+    asyncio. ``_own_lock`` guards the hand-over: ``_inline`` once set, ``_epoch``,
+    ``_blocked_total``/``_blocked_drained``/``_peak_blocked``/``_migrations`` and
+    ``_thread_id`` writes after the first. The ring, the watchdog and the thread cache
+    state their own rules.
+
+The hand-over, step by step (the race between a call returning and the watchdog):
+    1. The owner sets ``_inline = call``, arms the watchdog, runs the call.
+    2a. The call returns. Under ``_own_lock`` the owner checks ``_inline is call``: if
+        so it clears it and carries on as owner (nobody can claim a call not inline).
+    2b. The watchdog fires. Under ``_own_lock`` it checks ``_inline is call``: if so it
+        clears it, bumps the epoch, then (outside the lock) gives a thread the job
+        "own the loop from this epoch".
+    Exactly one of 2a/2b sees ``_inline is call``. In 2b the old owner, when its call
+    returns, finds ``_inline`` no longer its call, so it posts its outcome to the ring and
+    unwinds without touching loop state (not even the watchdog: that is the new owner's).
+    ``_thread_id`` keeps the old owner's id until the new owner sets its own, so
+    ``is_running()`` never sees ``None`` mid-hand-over. Claims happen only while a call
+    runs inline, and the owner checks the epoch after every handle and every call.
+
+Where this departs from stock asyncio, on purpose: a blocking callable runs in the
+loop's thread when it does not block, and in whichever thread was the owner when it did;
+``run_forever`` may return only when its calling thread is free again (its own inline
+call returned). See docs/design for the rejected alternatives (an eager call inside the
+task step; a watchdog that runs the loop itself; parking the home thread from the start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import heapq
+import inspect
+import logging
+import os
+import sys
+import threading
+import warnings
+import weakref
+from asyncio import base_events
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._callrecord import CallRecord
+from ._home import HomeRun
+from ._options import LoopOptions
+from ._ring import CompletionRing
+from ._stats import SysletStats
+from ._threadcache import ThreadCache
+from ._threadstate import OwnerThreadState
+from ._watchdog import Watchdog
+
+__all__ = ["SysletEventLoop"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("asyncio")
+
+# asyncio's own tuning of the timer heap and the longest select() (base_events.py).
+_MIN_SCHEDULED_TIMER_HANDLES: int = getattr(base_events, "_MIN_SCHEDULED_TIMER_HANDLES", 100)
+_MIN_CANCELLED_FRACTION: float = getattr(
+    base_events, "_MIN_CANCELLED_TIMER_HANDLES_FRACTION", 0.5
+)
+_MAXIMUM_SELECT_TIMEOUT: float = getattr(base_events, "MAXIMUM_SELECT_TIMEOUT", 24 * 3600)
+_format_handle: Callable[[Any], str] = getattr(base_events, "_format_handle", repr)
+
+_live_loops: weakref.WeakSet[SysletEventLoop] = weakref.WeakSet()
+
+
+class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
+    """An asyncio event loop whose blocking calls start inline and migrate only if they
+    block. Options: see :class:`sysletloop.LoopOptions`."""
+
+    def __init__(self, selector: Any = None, **options: Any) -> None:
+        self._syslet_options = LoopOptions.from_mapping(options)
+        super().__init__(selector)
+        self._pending: deque[CallRecord] = deque()
+        self._pending_counted_over_cap = 0
+        self._ring: CompletionRing[CallRecord] = CompletionRing(self._write_to_self)
+        self._own_lock = threading.Lock()
+        self._epoch = 0
+        self._inline: CallRecord | None = None
+        self._owner_state: OwnerThreadState | None = None
+        self._home: HomeRun | None = None
+        self._watchdog: Watchdog | None = None
+        self._threads: ThreadCache | None = None
+        self._syslet_closing = False
+        self._quiesce_waiters: list[asyncio.Future[None]] = []
+        # Counters. Owner-only: the first four. Under _own_lock: the rest.
+        self._inline_completions = 0
+        self._completions_drained = 0
+        self._queued_over_cap = 0
+        self._cancelled_before_start = 0
+        self._migrations = 0
+        self._blocked_total = 0
+        self._blocked_drained = 0
+        self._peak_blocked = 0
+        _live_loops.add(self)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def syslet_options(self) -> LoopOptions:
+        return self._syslet_options
+
+    def syslet_call(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> asyncio.Future[T]:
+        """Submit ``fn(*args, **kwargs)`` to run syslet-style, in a copy of the current
+        context; return the future of its outcome. Must be called in the loop's thread."""
+        _check_blocking_callable(fn, "syslet_call")
+        self._check_closed()
+        return self._submit(fn, args, kwargs, contextvars.copy_context())
+
+    def syslet_stats(self) -> SysletStats:
+        """A snapshot of this loop's counters."""
+        with self._own_lock:
+            migrations = self._migrations
+            in_flight = self._blocked_total - self._blocked_drained
+            peak = self._peak_blocked
+        threads = self._threads
+        watchdog = self._watchdog
+        return SysletStats(
+            inline_completions=self._inline_completions,
+            migrations=migrations,
+            blocked_in_flight=in_flight,
+            peak_blocked=peak,
+            threads_started=threads.started if threads else self._threads_started_before,
+            threads_reused=threads.reused if threads else self._threads_reused_before,
+            queued_over_cap=self._queued_over_cap,
+            completions_drained=self._completions_drained,
+            cancelled_before_start=self._cancelled_before_start,
+            watchdog=watchdog.kind if watchdog else Watchdog.kind,
+        )
+
+    _threads_started_before = 0
+    _threads_reused_before = 0
+
+    def syslet_threads(self) -> list[threading.Thread]:
+        """The threads this loop started and that are still alive (watchdog included)."""
+        out = list(self._threads.threads()) if self._threads else []
+        if self._watchdog is not None and self._watchdog.thread.is_alive():
+            out.append(self._watchdog.thread)
+        return out
+
+    # ------------------------------------------------------- asyncio API, overridden
+
+    def run_in_executor(
+        self, executor: Any, func: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, "run_in_executor")
+        if (
+            executor is None
+            and self._syslet_options.route_executor
+            and self._default_executor is None
+        ):
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
+            # A pool thread runs func in its own context, not the caller's: so do we,
+            # in a fresh one (to_thread passes a ctx.run partial when it wants the
+            # caller's).
+            return self._submit(func, args, None, contextvars.Context())
+        return super().run_in_executor(executor, func, *args)  # type: ignore[no-any-return]
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Wait for the syslet calls still running (and queued), then shut down an
+        executor set with ``set_default_executor``, as asyncio does."""
+        self._executor_shutdown_called = True
+        start = self.time()
+        if not self._is_quiet():
+            waiter: asyncio.Future[None] = self.create_future()
+            self._quiesce_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, timeout)
+            except TimeoutError:
+                warnings.warn(
+                    "The executor did not finishing joining "
+                    f"its threads within {timeout} seconds.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            finally:
+                if waiter in self._quiesce_waiters:
+                    self._quiesce_waiters.remove(waiter)
+        if sys.version_info >= (3, 12):
+            left = None if timeout is None else max(0.0, timeout - (self.time() - start))
+            await super().shutdown_default_executor(left)
+        else:
+            await super().shutdown_default_executor()
+
+    def run_forever(self) -> None:
+        """Run until ``stop()`` is called, in this thread and in any the loop moves to.
+        Returns (or raises) in this thread."""
+        self._check_closed()
+        self._check_running()
+        home = HomeRun()
+        state = OwnerThreadState(self)
+        with self._own_lock:
+            self._epoch += 1
+            self._thread_id = home.ident
+            self._home = home
+        self._owner_state = state
+        state.enter()
+        try:
+            finished = self._drive(resume=False)
+        except BaseException:
+            self._end_run(state)
+            raise
+        if finished:
+            self._end_run(state)
+            return
+        # Deposed: this thread's inline call blocked and the loop went on elsewhere; the
+        # call has returned now. Wait for the loop to stop, and report what stopped it.
+        error = self._await_loop_end(home)
+        self._end_run(None)
+        if error is not None:
+            try:
+                raise error
+            finally:
+                error = None
+
+    def close(self) -> None:
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        while self._pending:
+            self._pending.popleft().future.cancel()
+        with self._own_lock:
+            self._syslet_closing = True
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.close()
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            self._threads_started_before = threads.started
+            self._threads_reused_before = threads.reused
+            threads.close()
+        super().close()
+
+    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
+        self._on_main_thread(functools.partial(super().add_signal_handler, sig, callback, *args))
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        result: list[bool] = []
+
+        def remove() -> None:
+            result.append(super(SysletEventLoop, self).remove_signal_handler(sig))
+
+        self._on_main_thread(remove)
+        # A deferred removal reports what it will do: whether a handler is set now.
+        return result[0] if result else sig in self._signal_handlers
+
+    def _check_thread(self) -> None:
+        # Debug mode only. As stock, but: a blocking call running inline must not use
+        # the loop's non-thread-safe API (in a pool thread it could not); and Python
+        # signal handlers run on the main thread, so when the main thread is the home
+        # thread and has lost the loop, asyncio's own SIGINT handler (Runner) may still
+        # call_soon from there (it then wakes the loop with call_soon_threadsafe).
+        thread_id = self._thread_id
+        if thread_id is None:
+            return
+        ident = threading.get_ident()
+        if ident == thread_id:
+            if self._inline is not None:
+                raise RuntimeError(
+                    "Non-thread-safe operation invoked on an event loop from a blocking "
+                    "call it is running (use call_soon_threadsafe)"
+                )
+            return
+        home = self._home
+        if home is not None and ident == home.ident == threading.main_thread().ident:
+            return
+        raise RuntimeError(
+            "Non-thread-safe operation invoked on an event loop other than the current one"
+        )
+
+    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
+        # Called by set_debug() through call_soon_threadsafe, so on the owner.
+        state = self._owner_state
+        if state is not None:
+            state.set_tracking(bool(enabled))
+
+    # ------------------------------------------------------------- the iterations
+
+    def _drive(self, *, resume: bool) -> bool:
+        """Run iterations as the owner until the loop stops (True) or this thread is
+        deposed (False). ``resume``: pick up the previous owner's pending calls first."""
+        if resume:
+            if not self._run_pending_calls():
+                return False
+            if self._stopping:
+                return True
+        while True:
+            if not self._run_once():
+                return False
+            if self._stopping:
+                return True
+
+    def _run_once(self) -> bool:  # type: ignore[override]
+        """One iteration: poll, collect finished calls, run due timers and ready
+        handles, then run pending calls inline. False if this thread was deposed."""
+        epoch = self._epoch
+        scheduled = self._scheduled
+        count = len(scheduled)
+        if (
+            count > _MIN_SCHEDULED_TIMER_HANDLES
+            and self._timer_cancelled_count / count > _MIN_CANCELLED_FRACTION
+        ):
+            live = []
+            for timer in scheduled:
+                if timer._cancelled:
+                    timer._scheduled = False
+                else:
+                    live.append(timer)
+            heapq.heapify(live)
+            self._scheduled = scheduled = live
+            self._timer_cancelled_count = 0
+        else:
+            while scheduled and scheduled[0]._cancelled:
+                self._timer_cancelled_count -= 1
+                timer = heapq.heappop(scheduled)
+                timer._scheduled = False
+
+        ring = self._ring
+        timeout: float | None
+        if self._ready or self._stopping or self._runnable_calls():
+            timeout = 0
+        else:
+            timeout = None
+            if scheduled:
+                timeout = min(
+                    max(0.0, scheduled[0]._when - self.time()), _MAXIMUM_SELECT_TIMEOUT
+                )
+            ring.sleeping = True
+            if ring:
+                timeout = 0
+        event_list = self._selector.select(timeout)
+        ring.sleeping = False
+        self._process_events(event_list)
+        event_list = None
+        if ring:
+            self._drain_completions()
+
+        end_time = self.time() + self._clock_resolution
+        ready = self._ready
+        while scheduled:
+            timer = scheduled[0]
+            if timer._when >= end_time:
+                break
+            timer = heapq.heappop(scheduled)
+            timer._scheduled = False
+            ready.append(timer)
+
+        # The only place where handles are called. Handles queued by these run next
+        # time round, after another poll.
+        for _ in range(len(ready)):
+            handle = ready.popleft()
+            if handle._cancelled:
+                continue
+            if self._debug:
+                try:
+                    self._current_handle = handle
+                    t0 = self.time()
+                    handle._run()
+                    dt = self.time() - t0
+                    if dt >= self.slow_callback_duration:
+                        logger.warning(
+                            "Executing %s took %.3f seconds", _format_handle(handle), dt
+                        )
+                finally:
+                    self._current_handle = None
+            else:
+                handle._run()
+            if self._epoch != epoch:
+                return False
+        handle = None
+        return self._run_pending_calls()
+
+    # ------------------------------------------------------------ syslet calls
+
+    def _submit(
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+        context: contextvars.Context,
+    ) -> asyncio.Future[T]:
+        if self._debug:
+            self._check_thread()
+        future: asyncio.Future[T] = self.create_future()
+        self._pending.append(CallRecord(fn, args, kwargs, context, future))
+        return future
+
+    def _runnable_calls(self) -> bool:
+        return bool(self._pending) and (
+            self._blocked_total - self._blocked_drained < self._syslet_options.max_blocked
+        )
+
+    def _is_quiet(self) -> bool:
+        return not self._pending and self._blocked_total == self._blocked_drained
+
+    def _run_pending_calls(self) -> bool:
+        """Run pending calls inline, oldest first, while under the cap. False if this
+        thread was deposed (its call blocked; the loop is someone else's now)."""
+        pending = self._pending
+        cap = self._syslet_options.max_blocked
+        while pending:
+            # Only the owner's own inline call can be claimed, so the count is stable.
+            if self._blocked_total - self._blocked_drained >= cap:
+                fresh = len(pending) - self._pending_counted_over_cap
+                self._queued_over_cap += fresh
+                self._pending_counted_over_cap = len(pending)
+                break
+            call = pending.popleft()
+            if self._pending_counted_over_cap:
+                self._pending_counted_over_cap -= 1
+            if call.future.done():
+                # Cancelled before it started: it never runs.
+                self._cancelled_before_start += 1
+                call.release()
+                continue
+            if not self._run_inline(call):
+                return False
+        if self._quiesce_waiters and self._is_quiet():
+            self._release_quiesce_waiters()
+        return True
+
+    def _run_inline(self, call: CallRecord) -> bool:
+        watchdog = self._watchdog
+        if watchdog is None:
+            watchdog = self._start_threads()
+        state = self._owner_state
+        assert state is not None
+        state.suspend()
+        self._inline = call
+        watchdog.arm(call)
+        call.run()
+        with self._own_lock:
+            still_owner = self._inline is call
+            if still_owner:
+                self._inline = None
+        if not still_owner:
+            self._post_blocked_outcome(call)
+            return False
+        watchdog.disarm()
+        state.resume()
+        self._inline_completions += 1
+        self._deliver(call)
+        return True
+
+    def _post_blocked_outcome(self, call: CallRecord) -> None:
+        """Deposed thread: hand the outcome to whoever owns the loop now, and leave."""
+        home = self._home
+        if (
+            home is not None
+            and home.ident == threading.get_ident()
+            and isinstance(call.exception, KeyboardInterrupt)
+        ):
+            # Ctrl-C raised inside the home thread's own call: as in stock asyncio it
+            # must escape run_forever, not just the call's future.
+            home.interrupt = call.exception
+            self._request_stop()
+        self._ring.post(call)
+
+    def _drain_completions(self) -> None:
+        done = self._ring.drain()
+        with self._own_lock:
+            self._blocked_drained += len(done)
+        self._completions_drained += len(done)
+        for call in done:
+            self._deliver(call)
+        if self._quiesce_waiters and self._is_quiet():
+            self._release_quiesce_waiters()
+
+    def _deliver(self, call: CallRecord) -> None:
+        future = call.future
+        exc = call.exception
+        if future.done():
+            # The awaiting task was cancelled while the call ran; its outcome is dropped.
+            if exc is not None and self._debug:
+                self.call_exception_handler(
+                    {
+                        "message": f"blocking call {call.describe()} raised after the "
+                        "future awaiting it was cancelled",
+                        "exception": exc,
+                        "future": future,
+                    }
+                )
+        elif exc is None:
+            future.set_result(call.result)
+        else:
+            if isinstance(exc, StopIteration):
+                # A Future cannot hold StopIteration (it would end a coroutine).
+                wrapped = RuntimeError(f"blocking call {call.describe()} raised StopIteration")
+                wrapped.__cause__ = exc
+                exc = wrapped
+            future.set_exception(exc)
+        call.release()
+        exc = None
+
+    def _release_quiesce_waiters(self) -> None:
+        waiters, self._quiesce_waiters = self._quiesce_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ------------------------------------------------------------ the hand-over
+
+    def _start_threads(self) -> Watchdog:
+        self._threads = ThreadCache(
+            idle_timeout=self._syslet_options.idle_timeout, name="sysletloop-worker"
+        )
+        ref = weakref.ref(self)
+
+        def on_overdue(token: object) -> None:
+            loop = ref()
+            if loop is not None:
+                loop._claim(token)
+
+        self._watchdog = Watchdog(
+            self._syslet_options.block_threshold, on_overdue, name="sysletloop-watchdog"
+        )
+        return self._watchdog
+
+    def _claim(self, token: object) -> None:
+        """Watchdog thread: the inline call ``token`` is overdue; take the loop from the
+        thread running it and give the loop to another thread."""
+        with self._own_lock:
+            if self._inline is not token or self._syslet_closing:
+                return
+            self._inline = None
+            self._epoch += 1
+            epoch = self._epoch
+            self._migrations += 1
+            self._blocked_total += 1
+            in_flight = self._blocked_total - self._blocked_drained
+            if in_flight > self._peak_blocked:
+                self._peak_blocked = in_flight
+        threads = self._threads
+        assert threads is not None
+        threads.submit(functools.partial(self._own_from, epoch))
+        threads.ensure_spare()
+
+    def _own_from(self, epoch: int) -> None:
+        """Worker thread: become the owner of ``epoch`` and run the loop until it stops
+        or this thread is deposed in turn."""
+        home = self._home
+        assert home is not None
+        state = OwnerThreadState(self)
+        with self._own_lock:
+            assert self._epoch == epoch, "only the owner's inline call can be claimed"
+            self._thread_id = threading.get_ident()
+        self._owner_state = state
+        state.enter()
+        try:
+            if not self._drive(resume=True):
+                return  # deposed; already suspended around the call
+        except BaseException as exc:
+            state.leave()
+            home.finish(exc)
+            return
+        state.leave()
+        home.finish(None)
+
+    def _await_loop_end(self, home: HomeRun) -> BaseException | None:
+        """Home thread, deposed: serve jobs until the last owner stops the loop. A
+        KeyboardInterrupt meanwhile (second Ctrl-C) stops the loop and is re-raised."""
+        interrupt = home.interrupt
+        while True:
+            try:
+                home.serve_until_finished()
+                break
+            except KeyboardInterrupt as exc:
+                interrupt = exc
+                self._request_stop()
+        error = home.error if home.error is not None else interrupt
+        home.error = home.interrupt = None
+        return error
+
+    def _request_stop(self) -> None:
+        self._stopping = True
+        self._write_to_self()
+
+    def _end_run(self, state: OwnerThreadState | None) -> None:
+        if state is not None:
+            state.leave()
+        self._stopping = False
+        self._thread_id = None
+        self._home = None
+        self._owner_state = None
+
+    def _on_main_thread(self, fn: Callable[[], None]) -> None:
+        """Signal registration must run on the main thread. When the loop has moved off
+        it, run ``fn`` there: now if the main thread waits for the loop, or as soon as
+        its blocked call returns (then errors go to the exception handler)."""
+        main = threading.main_thread()
+        home = self._home
+        if threading.current_thread() is main or home is None or home.ident != main.ident:
+            fn()  # stock behaviour (raises RuntimeError off the main thread)
+            return
+
+        def deferred() -> None:
+            try:
+                fn()
+            except Exception as exc:
+                self.call_exception_handler(
+                    {"message": "deferred signal handler registration failed",
+                     "exception": exc}
+                )
+
+        outcome = home.run_on_home(fn, deferred)
+        if isinstance(outcome, BaseException):
+            try:
+                raise outcome
+            finally:
+                outcome = None
+
+    def _forget_threads_after_fork(self) -> None:
+        self._own_lock = threading.Lock()
+        self._watchdog = None
+        self._threads = None
+        self._inline = None
+
+
+def _check_blocking_callable(fn: object, api: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"{api}() expects a callable, got {type(fn).__name__!r} object")
+    if inspect.iscoroutine(fn) or inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"{api}() runs blocking callables; got coroutine {fn!r} (await it instead)"
+        )
+
+
+def _after_fork_in_child() -> None:
+    for loop in list(_live_loops):
+        loop._forget_threads_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

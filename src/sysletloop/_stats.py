@@ -1,0 +1,45 @@
+"""The statistics a syslet loop reports: a frozen snapshot, taken on demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SysletStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class SysletStats:
+    """A snapshot of a syslet loop's counters (all counts since the loop was created).
+
+    ``inline_completions``
+        Calls that finished inline, in the loop's thread, before the threshold.
+    ``migrations``
+        Times the loop moved to another thread because its inline call blocked.
+    ``blocked_in_flight``
+        Calls declared blocked whose outcome the loop has not yet collected.
+    ``peak_blocked``
+        The largest ``blocked_in_flight`` seen.
+    ``threads_started``
+        Threads the loop's thread cache created.
+    ``threads_reused``
+        Times an idle cached thread was given work instead of starting a new one.
+    ``queued_over_cap``
+        Calls that had to wait because ``max_blocked`` calls were already blocked.
+    ``completions_drained``
+        Outcomes of blocked calls collected from the completion ring.
+    ``cancelled_before_start``
+        Calls whose awaiting task was cancelled before they started (they never ran).
+    ``watchdog``
+        Which watchdog detects blocking (``"python"``).
+    """
+
+    inline_completions: int
+    migrations: int
+    blocked_in_flight: int
+    peak_blocked: int
+    threads_started: int
+    threads_reused: int
+    queued_over_cap: int
+    completions_drained: int
+    cancelled_before_start: int
+    watchdog: str

@@ -1,0 +1,152 @@
+"""A cache of worker threads: run a job on an idle thread, or on a new one.
+
+The syslet loop needs threads for two things: a thread to take over the loop when the
+loop's current thread blocks, and (through that) one thread per blocked call, which
+becomes idle when its call returns. Starting a thread costs 100-250 us and blocks the
+caller until the new thread runs; handing a job to an idle one costs a lock release.
+
+Glossary
+    worker   a thread started by this cache; it runs jobs, then waits idle for the next.
+    slot     an idle worker's mailbox: a job field and a lock the worker sleeps on.
+    job      a callable with no arguments. It must not raise: a job that raises has a
+             bug, and its exception is reported through ``threading.excepthook``.
+
+Thread rules
+    ``_lock`` guards ``_idle``, ``_workers``, ``_closed`` and the counters. A slot's
+    ``job`` is written by the thread that pops the slot from ``_idle`` (under ``_lock``),
+    before it releases the slot's lock; the worker reads it after acquiring that lock.
+    A worker leaves ``_idle`` only by being popped (given a job) or by removing itself
+    after its idle timeout; both under ``_lock``, so a job is never handed to a worker
+    that has already decided to exit:
+        1. the worker's wait times out;
+        2. under ``_lock`` it looks for its slot in ``_idle``: still there, it removes
+           it and exits; gone, somebody popped it and is about to (or did) release it
+           with a job, so it waits for that release and runs the job.
+
+Idle workers are used last-in first-out, so a warm thread is reused and the others age
+out (as trio's thread cache and anyio's worker threads do). There is no reaper thread:
+each worker times itself out.
+
+Rejected: ``concurrent.futures.ThreadPoolExecutor`` queues work behind a shared queue
+with a fixed cap and no way to hand a job to a specific idle thread; we need "this job
+now, on some thread", never queued behind other work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+
+__all__ = ["ThreadCache"]
+
+Job = Callable[[], None]
+
+_counter = itertools.count(1)
+
+
+class _Slot:
+    __slots__ = ("job", "wakeup")
+
+    def __init__(self) -> None:
+        self.job: Job | None = None
+        self.wakeup = threading.Lock()
+        self.wakeup.acquire()
+
+
+class ThreadCache:
+    """Worker threads that time out when idle. Any thread may call any method."""
+
+    def __init__(self, *, idle_timeout: float, name: str) -> None:
+        self._idle_timeout = idle_timeout
+        self._name = name
+        self._lock = threading.Lock()
+        self._idle: list[_Slot] = []
+        self._workers: dict[_Slot, threading.Thread] = {}
+        self._closed = False
+        self.started = 0
+        self.reused = 0
+
+    def submit(self, job: Job) -> None:
+        """Run ``job`` on an idle worker, or on a new one if none is idle."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("thread cache is closed")
+            if self._idle:
+                slot = self._idle.pop()
+                self.reused += 1
+                slot.job = job
+                slot.wakeup.release()
+                return
+        self._start(job)
+
+    def ensure_spare(self) -> None:
+        """Make sure one worker is idle, starting one if needed (blocks while it starts)."""
+        with self._lock:
+            if self._closed or self._idle:
+                return
+        self._start(None)
+
+    def idle_count(self) -> int:
+        with self._lock:
+            return len(self._idle)
+
+    def threads(self) -> list[threading.Thread]:
+        """The live workers, busy or idle."""
+        with self._lock:
+            return list(self._workers.values())
+
+    def close(self, *, join_timeout: float = 5.0) -> None:
+        """Idle workers exit now (joined here); busy ones exit when their job returns."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            joinable = [self._workers[slot] for slot in idle if slot in self._workers]
+        for slot in idle:
+            slot.job = None
+            slot.wakeup.release()
+        for thread in joinable:
+            if thread is not threading.current_thread():
+                thread.join(join_timeout)
+
+    def _start(self, job: Job | None) -> None:
+        slot = _Slot()
+        thread = threading.Thread(
+            target=self._worker_main,
+            args=(slot, job),
+            name=f"{self._name}-{next(_counter)}",
+            daemon=True,
+        )
+        with self._lock:
+            if self._closed:
+                if job is None:
+                    return
+                raise RuntimeError("thread cache is closed")
+            self.started += 1
+            self._workers[slot] = thread
+        thread.start()
+
+    def _worker_main(self, slot: _Slot, job: Job | None) -> None:
+        try:
+            while True:
+                if job is not None:
+                    job()
+                    job = None
+                with self._lock:
+                    if self._closed:
+                        return
+                    self._idle.append(slot)
+                if not slot.wakeup.acquire(timeout=self._idle_timeout):
+                    with self._lock:
+                        if slot in self._idle:
+                            self._idle.remove(slot)
+                            return
+                    # Popped between our timeout and our look: a job is on its way.
+                    slot.wakeup.acquire()
+                job = slot.job
+                slot.job = None
+                if job is None:  # closed while idle
+                    return
+        finally:
+            with self._lock:
+                self._workers.pop(slot, None)

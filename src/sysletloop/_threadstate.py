@@ -1,0 +1,79 @@
+"""What a thread carries while it runs a loop's iterations, and puts down around a call.
+
+asyncio keeps three pieces of loop state per *thread*, not per loop: the running loop
+(``asyncio._get_running_loop()``), the async-generator hooks (``sys.set_asyncgen_hooks``)
+and, in debug mode, the coroutine origin tracking depth. Stock asyncio sets them once in
+``run_forever`` because its loop never changes thread. A syslet loop changes thread, and
+runs user callables inline that must see what they would see in a pool thread. So each
+thread that owns the loop holds a :class:`OwnerThreadState`:
+
+    enter     on becoming the owner: remember the thread's own values, install the loop's.
+    suspend   around an inline call: put the thread's own values back, so the call sees no
+              running loop (``asyncio.run()`` works inside it) and no loop hooks.
+    resume    after the inline call, if this thread is still the owner: install again.
+    leave     on giving up the loop for good (loop stopped): put the thread's own back.
+
+A thread deposed during an inline call is already suspended; it only has to forget.
+
+Thread rules: every method acts on the calling thread's state and must be called by the
+thread that created the object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, Protocol
+
+__all__ = ["OwnerThreadState"]
+
+# asyncio's value for debug mode (asyncio.constants.DEBUG_STACK_DEPTH).
+_DEBUG_STACK_DEPTH: int = getattr(
+    getattr(asyncio, "constants", None), "DEBUG_STACK_DEPTH", 10
+)
+
+
+class _HookedLoop(Protocol):
+    def get_debug(self) -> bool: ...
+    def _asyncgen_firstiter_hook(self, agen: Any) -> None: ...
+    def _asyncgen_finalizer_hook(self, agen: Any) -> None: ...
+
+
+class OwnerThreadState:
+    __slots__ = ("_loop", "_native_depth", "_native_hooks", "_tracking")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._native_hooks = sys.get_asyncgen_hooks()
+        self._native_depth = sys.get_coroutine_origin_tracking_depth()
+        self._tracking = False
+
+    def enter(self) -> None:
+        self.resume()
+
+    def resume(self) -> None:
+        loop: Any = self._loop
+        asyncio._set_running_loop(loop)
+        sys.set_asyncgen_hooks(
+            firstiter=loop._asyncgen_firstiter_hook,
+            finalizer=loop._asyncgen_finalizer_hook,
+        )
+        self.set_tracking(loop.get_debug())
+
+    def suspend(self) -> None:
+        asyncio._set_running_loop(None)
+        sys.set_asyncgen_hooks(*self._native_hooks)
+        if self._tracking:
+            sys.set_coroutine_origin_tracking_depth(self._native_depth)
+            self._tracking = False
+
+    leave = suspend
+
+    def set_tracking(self, enabled: bool) -> None:
+        """Coroutine origin tracking for debug mode, on this thread."""
+        if enabled == self._tracking:
+            return
+        sys.set_coroutine_origin_tracking_depth(
+            _DEBUG_STACK_DEPTH if enabled else self._native_depth
+        )
+        self._tracking = enabled
