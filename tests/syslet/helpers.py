@@ -1,0 +1,60 @@
+"""Small tools the syslet-only tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import sysletloop
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass (a generous bound:
+    these tests assert behaviour, never speed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.002)
+
+
+def open_fds() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+def loop_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("sysletloop-")]
+
+
+def this_loop() -> sysletloop.SysletEventLoop:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, sysletloop.SysletEventLoop)
+    return loop
+
+
+class Gate:
+    """A blocking call that blocks until released: ``started`` says it is running."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.thread: int | None = None
+
+    def __call__(self, value: object = None) -> object:
+        self.thread = threading.get_native_id()
+        self.started.set()
+        if not self.release.wait(60):
+            raise TimeoutError("gate never released")
+        return value

@@ -1,0 +1,76 @@
+"""Closing a loop: never blocks on calls in flight; leaves no thread or descriptor."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import sysletloop
+
+from .helpers import Gate, loop_threads, open_fds, until, wait_until
+
+
+def _leave_a_call_blocked(loop: sysletloop.SysletEventLoop, gate: Gate) -> None:
+    """Run the loop until ``gate`` blocks on a thread other than this one, then stop."""
+
+    async def main() -> None:
+        # First move the loop off this thread (this thread's call blocks 10 ms)...
+        await sysletloop.call(time.sleep, 0.01)
+        # ...so the gated call blocks on a worker, not on the caller of run_until_complete.
+        asyncio.ensure_future(sysletloop.call(gate))
+        await until(gate.started.is_set)
+
+    loop.run_until_complete(main())
+
+
+def test_close_with_a_call_in_flight_returns_at_once_and_nothing_leaks() -> None:
+    fds_before = open_fds()
+    gate = Gate()
+    loop = sysletloop.new_event_loop()
+    _leave_a_call_blocked(loop, gate)
+    assert loop.syslet_stats().blocked_in_flight == 1
+    t0 = time.monotonic()
+    loop.close()
+    close_took = time.monotonic() - t0
+    assert not gate.release.is_set()
+    assert close_took < 10  # generous: it must not wait for the call (which waits 60 s)
+    gate.release.set()
+    assert wait_until(lambda: not loop_threads())
+    assert open_fds() <= fds_before
+
+
+def test_shutdown_default_executor_waits_for_a_blocked_call() -> None:
+    gate = Gate()
+    loop = sysletloop.new_event_loop()
+    try:
+        _leave_a_call_blocked(loop, gate)
+
+        async def shutdown() -> int:
+            loop.call_later(0.05, gate.release.set)
+            await loop.shutdown_default_executor()
+            return loop.syslet_stats().blocked_in_flight
+
+        assert loop.run_until_complete(shutdown()) == 0
+        assert gate.release.is_set()
+    finally:
+        loop.close()
+    assert wait_until(lambda: not loop_threads())
+
+
+def test_closed_loop_rejects_calls_with_a_clear_error() -> None:
+    loop = sysletloop.new_event_loop()
+    loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.syslet_call(len, "abc")
+
+
+def test_close_is_idempotent_and_leaves_no_threads_when_nothing_blocked() -> None:
+    fds_before = open_fds()
+    loop = sysletloop.new_event_loop()
+    assert loop.run_until_complete(loop.syslet_call(sum, [1, 2])) == 3
+    loop.close()
+    loop.close()
+    assert wait_until(lambda: not loop_threads())
+    assert open_fds() <= fds_before

@@ -1,0 +1,177 @@
+"""Calls that do not block stay inline; a call that blocks moves the loop elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+
+import pytest
+
+import sysletloop
+
+from .helpers import Gate, this_loop, until
+
+@pytest.mark.asyncio
+async def test_a_call_that_does_not_block_runs_inline_in_the_loop_thread() -> None:
+    loop = this_loop()
+    loop_thread = threading.get_native_id()
+    before = loop.syslet_stats()
+    ran_on = await sysletloop.call(threading.get_native_id)
+    after = loop.syslet_stats()
+    assert ran_on == loop_thread
+    assert threading.get_native_id() == loop_thread
+    assert after.inline_completions == before.inline_completions + 1
+    assert after.migrations == before.migrations
+    assert after.threads_started == 0
+
+
+@pytest.mark.asyncio
+async def test_a_blocking_call_moves_the_loop_to_another_thread() -> None:
+    loop = this_loop()
+    home = threading.get_native_id()
+    gate = Gate()
+    seen: list[int] = []
+
+    async def observer() -> None:
+        await until(gate.started.is_set)
+        # The loop kept running while the call blocked: on which thread?
+        seen.append(threading.get_native_id())
+        gate.release.set()
+
+    obs = asyncio.create_task(observer())
+    result = await sysletloop.call(gate, "done")
+    await obs
+    assert result == "done"
+    assert gate.thread == home  # the call started inline, on the loop's thread
+    assert seen and seen[0] != home  # others saw the loop on a new thread
+    assert threading.get_native_id() != home  # and so does the awaiting task
+    stats = loop.syslet_stats()
+    assert stats.migrations == 1
+    assert stats.completions_drained == 1
+    assert stats.peak_blocked == 1
+    assert stats.blocked_in_flight == 0
+
+
+@pytest.mark.asyncio
+async def test_other_tasks_keep_running_while_a_call_blocks() -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    before = ticks
+    await sysletloop.call(time.sleep, 0.2)
+    task.cancel()
+    # 0.2 s of blocking: a stalled loop would tick once or not at all.
+    assert ticks - before >= 10
+
+
+@pytest.mark.asyncio
+async def test_loop_state_follows_the_owner() -> None:
+    loop = this_loop()
+    gate = Gate()
+    call = asyncio.ensure_future(sysletloop.call(gate))
+    await until(gate.started.is_set)
+    # Running on the new owner now.
+    assert asyncio.get_running_loop() is loop
+    assert loop.is_running()
+    assert loop._thread_id == threading.get_ident()
+    hooks = sys.get_asyncgen_hooks()
+    assert hooks.firstiter is not None and hooks.finalizer is not None
+    gate.release.set()
+    await call
+
+
+@pytest.mark.asyncio
+async def test_the_call_sees_no_loop_state() -> None:
+    loop = this_loop()
+
+    def probe() -> tuple[object, object]:
+        return asyncio._get_running_loop(), sys.get_asyncgen_hooks().firstiter
+
+    running, firstiter = await sysletloop.call(probe)
+    assert running is None
+    assert firstiter is None or getattr(firstiter, "__self__", None) is not loop
+
+
+@pytest.mark.asyncio
+async def test_many_migrations_in_a_row() -> None:
+    loop = this_loop()
+    threads = set()
+    for _ in range(10):
+        threads.add(await sysletloop.call(lambda: (time.sleep(0.01), threading.get_native_id())[1]))
+    stats = loop.syslet_stats()
+    assert stats.migrations == 10
+    assert stats.threads_reused > 0  # finished blocked threads come back as spares
+    assert len(threads) >= 2
+
+
+def test_run_returns_in_the_calling_thread_after_migrations() -> None:
+    caller = threading.get_ident()
+
+    async def main() -> tuple[int, int]:
+        for _ in range(3):
+            await sysletloop.call(time.sleep, 0.01)
+        return threading.get_ident(), this_loop().syslet_stats().migrations
+
+    loop_thread, migrations = sysletloop.run(main())
+    assert threading.get_ident() == caller
+    assert loop_thread != caller
+    assert migrations == 3
+    assert asyncio._get_running_loop() is None
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.run(loop_factory=) is 3.12+")
+def test_asyncio_run_with_loop_factory() -> None:
+    async def main() -> str:
+        assert isinstance(asyncio.get_running_loop(), sysletloop.SysletEventLoop)
+        return await asyncio.to_thread(time.sleep, 0.01) or "ok"
+
+    assert asyncio.run(main(), loop_factory=sysletloop.new_event_loop) == "ok"  # type: ignore[call-arg]
+
+
+def test_policy_makes_syslet_loops() -> None:
+    old = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(sysletloop.EventLoopPolicy(block_threshold=0.002))
+    try:
+        async def main() -> float:
+            return this_loop().syslet_options.block_threshold
+
+        assert asyncio.run(main()) == 0.002
+    finally:
+        asyncio.set_event_loop_policy(old)
+
+
+@pytest.mark.asyncio
+async def test_call_kwargs_and_context() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[int] = contextvars.ContextVar("var")
+    var.set(5)
+    assert await sysletloop.call(lambda a, *, b: a + b + var.get(), 1, b=2) == 8
+
+
+def test_route_executor_off_to_thread_uses_a_pool_thread() -> None:
+    async def main() -> tuple[str, int]:
+        return (
+            await asyncio.to_thread(lambda: threading.current_thread().name),
+            this_loop().syslet_stats().inline_completions,
+        )
+
+    name, inline = sysletloop.run(main(), route_executor=False)
+    assert name.startswith("asyncio")
+    assert inline == 0
+
+
+def test_call_falls_back_to_to_thread_on_other_loops() -> None:
+    async def main() -> str:
+        return await sysletloop.call(lambda: threading.current_thread().name)
+
+    assert asyncio.run(main()).startswith("asyncio")
