@@ -40,7 +40,7 @@ class _Job:
 
 
 class HomeRun:
-    __slots__ = ("cond", "error", "finished", "ident", "interrupt", "jobs", "waiting")
+    __slots__ = ("cond", "error", "finished", "ident", "interrupt", "jobs", "serving")
 
     def __init__(self) -> None:
         self.ident = threading.get_ident()
@@ -49,7 +49,9 @@ class HomeRun:
         self.error: BaseException | None = None
         self.interrupt: BaseException | None = None
         self.jobs: deque[_Job] = deque()
-        self.waiting = False
+        # True from the moment the deposed home thread's call has returned: from then on
+        # it runs posted jobs promptly (it is about to serve, or serving).
+        self.serving = False
 
     def finish(self, error: BaseException | None) -> None:
         """The loop stopped (with ``error`` escaping it, if any). Called once."""
@@ -63,12 +65,12 @@ class HomeRun:
     ) -> BaseException | None | bool:
         """Run ``fn`` on the home thread.
 
-        If the home thread is waiting, wait for ``fn`` to run there and return the
+        If the home thread is serving, wait for ``fn`` to run there and return the
         exception it raised (or ``None``). If the home thread is busy (inside a blocked
         call), queue ``if_busy`` to run there when it is free and return ``False``.
         """
         with self.cond:
-            if not self.waiting:
+            if not self.serving:
                 self.jobs.append(_Job(if_busy))
                 return False
             job = _Job(fn)
@@ -76,6 +78,11 @@ class HomeRun:
             self.cond.notify_all()
         job.done.wait()
         return job.error
+
+    def start_serving(self) -> None:
+        """Home thread: its blocked call returned; jobs posted from now on run soon."""
+        with self.cond:
+            self.serving = True
 
     def serve_until_finished(self) -> None:
         """Home thread: run posted jobs until the loop has stopped. May raise
@@ -91,8 +98,4 @@ class HomeRun:
                         self.cond.acquire()
                 if self.finished:
                     return
-                self.waiting = True
-                try:
-                    self.cond.wait()
-                finally:
-                    self.waiting = False
+                self.cond.wait()

@@ -128,6 +128,11 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
         self._peak_blocked = 0
         _live_loops.add(self)
 
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if "_ring" not in self.__dict__:
+            return  # __init__ failed (a bad option): there is nothing to close
+        super().__del__(_warn)
+
     # ------------------------------------------------------------------ public API
 
     @property
@@ -485,15 +490,13 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
     def _post_blocked_outcome(self, call: CallRecord) -> None:
         """Deposed thread: hand the outcome to whoever owns the loop now, and leave."""
         home = self._home
-        if (
-            home is not None
-            and home.ident == threading.get_ident()
-            and isinstance(call.exception, KeyboardInterrupt)
-        ):
-            # Ctrl-C raised inside the home thread's own call: as in stock asyncio it
-            # must escape run_forever, not just the call's future.
-            home.interrupt = call.exception
-            self._request_stop()
+        if home is not None and home.ident == threading.get_ident():
+            home.start_serving()
+            if isinstance(call.exception, KeyboardInterrupt):
+                # Ctrl-C raised inside the home thread's own call: as in stock asyncio
+                # it must escape run_forever, not just the call's future.
+                home.interrupt = call.exception
+                self._request_stop()
         self._ring.post(call)
 
     def _drain_completions(self) -> None:

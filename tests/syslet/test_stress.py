@@ -1,0 +1,133 @@
+"""Tens of thousands of mixed calls: every one resolves exactly once, and no two threads
+ever run the loop at the same time."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sysletloop
+
+from .helpers import this_loop
+
+
+class OneOwner:
+    """Checks, from inside task steps, that the loop runs on one thread at a time."""
+
+    def __init__(self, loop: sysletloop.SysletEventLoop) -> None:
+        self.loop = loop
+        self.active: int | None = None
+        self.threads: set[int] = set()
+        self.violations = 0
+
+    def step(self) -> None:
+        me = threading.get_ident()
+        if self.loop._thread_id != me or self.active is not None:
+            self.violations += 1
+        self.active = me
+        self.threads.add(me)
+        time.sleep(0)  # release the GIL: another thread running the loop would get in here
+        if self.active != me:
+            self.violations += 1
+        self.active = None
+
+
+KINDS = ["fast", "raise", "block", "cancel-early", "cancel-late"]
+
+
+async def _mixed_calls(kinds: list[str], concurrency: int) -> None:
+    loop = this_loop()
+    check = OneOwner(loop)
+    ran: Counter[int] = Counter()
+
+    def fast(i: int) -> int:
+        ran[i] += 1
+        return i
+
+    def raises(i: int) -> int:
+        ran[i] += 1
+        raise ValueError(i)
+
+    def blocks(i: int) -> int:
+        ran[i] += 1
+        time.sleep(0.002)
+        return i
+
+    async def one(i: int, kind: str) -> str:
+        check.step()
+        if kind == "fast":
+            assert await sysletloop.call(fast, i) == i
+        elif kind == "raise":
+            with pytest.raises(ValueError) as info:
+                await sysletloop.call(raises, i)
+            assert info.value.args == (i,)
+        elif kind == "block":
+            assert await sysletloop.call(blocks, i) == i
+        elif kind == "cancel-early":
+            # Submitted now, cancelled before the loop gets to start it.
+            future = loop.run_in_executor(None, blocks, i)
+            future.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await future
+        else:
+            task = asyncio.ensure_future(sysletloop.call(blocks, i))
+            await asyncio.sleep(0.001)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        check.step()
+        return kind
+
+    for start in range(0, len(kinds), concurrency):
+        batch = kinds[start : start + concurrency]
+        done = await asyncio.gather(*(one(start + j, k) for j, k in enumerate(batch)))
+        assert done == batch
+    await loop.shutdown_default_executor()  # every blocked call has returned and drained
+
+    stats = loop.syslet_stats()
+    assert check.violations == 0
+    assert stats.blocked_in_flight == 0
+    # Every call was run exactly once, or never (cancelled before it started)...
+    assert all(count == 1 for count in ran.values())
+    must_run = [i for i, k in enumerate(kinds) if not k.startswith("cancel")]
+    assert all(ran[i] == 1 for i in must_run)
+    # ...and the loop accounted for each exactly once.
+    assert (
+        stats.inline_completions + stats.completions_drained + stats.cancelled_before_start
+        == len(kinds)
+    )
+    assert stats.cancelled_before_start + len(ran) == len(kinds)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_stress_twenty_thousand_mixed_calls(seed: int) -> None:
+    rng = random.Random(seed)
+    kinds = rng.choices(KINDS, weights=[88, 6, 2, 2, 2], k=20_000)
+    sysletloop.run(_mixed_calls(kinds, concurrency=256), block_threshold=0.0005, max_blocked=8)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=60),
+    concurrency=st.integers(1, 16),
+    max_blocked=st.integers(1, 4),
+)
+def test_any_mix_of_calls_resolves_exactly_once(
+    kinds: list[str], concurrency: int, max_blocked: int
+) -> None:
+    sysletloop.run(
+        _mixed_calls(kinds, concurrency), block_threshold=0.0005, max_blocked=max_blocked
+    )
