@@ -62,7 +62,7 @@ class HomeRun:
 
     def run_on_home(
         self, fn: Callable[[], None], if_busy: Callable[[], None]
-    ) -> BaseException | None | bool:
+    ) -> BaseException | bool | None:
         """Run ``fn`` on the home thread.
 
         If the home thread is serving, wait for ``fn`` to run there and return the

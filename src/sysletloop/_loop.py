@@ -57,12 +57,14 @@ task step; a watchdog that runs the loop itself; parking the home thread from th
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import heapq
 import inspect
 import logging
 import os
+import selectors
 import sys
 import threading
 import warnings
@@ -70,7 +72,7 @@ import weakref
 from asyncio import base_events
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._callrecord import CallRecord
 from ._home import HomeRun
@@ -89,18 +91,55 @@ logger = logging.getLogger("asyncio")
 
 # asyncio's own tuning of the timer heap and the longest select() (base_events.py).
 _MIN_SCHEDULED_TIMER_HANDLES: int = getattr(base_events, "_MIN_SCHEDULED_TIMER_HANDLES", 100)
-_MIN_CANCELLED_FRACTION: float = getattr(
-    base_events, "_MIN_CANCELLED_TIMER_HANDLES_FRACTION", 0.5
-)
+_MIN_CANCELLED_FRACTION: float = getattr(base_events, "_MIN_CANCELLED_TIMER_HANDLES_FRACTION", 0.5)
 _MAXIMUM_SELECT_TIMEOUT: float = getattr(base_events, "MAXIMUM_SELECT_TIMEOUT", 24 * 3600)
 _format_handle: Callable[[Any], str] = getattr(base_events, "_format_handle", repr)
 
 _live_loops: weakref.WeakSet[SysletEventLoop] = weakref.WeakSet()
 
 
-class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
+class _Handle(Protocol):
+    """What the loop uses of an asyncio ``Handle`` (private fields included)."""
+
+    _cancelled: bool
+
+    def _run(self) -> None: ...
+
+
+class _Timer(_Handle, Protocol):
+    """... and of a ``TimerHandle``."""
+
+    _when: float
+    _scheduled: bool
+
+    def __lt__(self, other: _Timer) -> bool: ...
+
+
+class SysletEventLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop whose blocking calls start inline and migrate only if they
     block. Options: see :class:`sysletloop.LoopOptions`."""
+
+    if TYPE_CHECKING:
+        # asyncio's private state this loop drives (typeshed leaves it out). Present,
+        # with these meanings, in CPython 3.11 to 3.13.
+        _ready: deque[_Handle]
+        _scheduled: list[_Timer]
+        _timer_cancelled_count: int
+        _clock_resolution: float
+        _selector: selectors.BaseSelector
+        _debug: bool
+        _stopping: bool
+        _thread_id: int | None
+        _current_handle: _Handle | None
+        _default_executor: concurrent.futures.ThreadPoolExecutor | None
+        _executor_shutdown_called: bool
+        _signal_handlers: dict[int, asyncio.Handle]
+
+        def _process_events(self, event_list: list[Any]) -> None: ...
+        def _write_to_self(self) -> None: ...
+        def _check_closed(self) -> None: ...
+        def _check_running(self) -> None: ...
+        def _check_callback(self, callback: object, method: str) -> None: ...
 
     def __init__(self, selector: Any = None, **options: Any) -> None:
         self._syslet_options = LoopOptions.from_mapping(options)
@@ -131,7 +170,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if "_ring" not in self.__dict__:
             return  # __init__ failed (a bad option): there is nothing to close
-        super().__del__(_warn)
+        super().__del__(_warn)  # type: ignore[call-arg]  # asyncio's signature has _warn
 
     # ------------------------------------------------------------------ public API
 
@@ -139,9 +178,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
     def syslet_options(self) -> LoopOptions:
         return self._syslet_options
 
-    def syslet_call(
-        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
-    ) -> asyncio.Future[T]:
+    def syslet_call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> asyncio.Future[T]:
         """Submit ``fn(*args, **kwargs)`` to run syslet-style, in a copy of the current
         context; return the future of its outcome. Must be called in the loop's thread."""
         _check_blocking_callable(fn, "syslet_call")
@@ -181,7 +218,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
 
     # ------------------------------------------------------- asyncio API, overridden
 
-    def run_in_executor(
+    def run_in_executor(  # type: ignore[override]  # typeshed's is variadic-generic
         self, executor: Any, func: Callable[..., T], *args: Any
     ) -> asyncio.Future[T]:
         self._check_closed()
@@ -198,7 +235,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
             # in a fresh one (to_thread passes a ctx.run partial when it wants the
             # caller's).
             return self._submit(func, args, None, contextvars.Context())
-        return super().run_in_executor(executor, func, *args)  # type: ignore[no-any-return]
+        return super().run_in_executor(executor, func, *args)
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
         """Wait for the syslet calls still running (and queued), then shut down an
@@ -212,8 +249,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
                 await asyncio.wait_for(waiter, timeout)
             except TimeoutError:
                 warnings.warn(
-                    "The executor did not finishing joining "
-                    f"its threads within {timeout} seconds.",
+                    f"The executor did not finishing joining its threads within {timeout} seconds.",
                     RuntimeWarning,
                     stacklevel=2,
                 )
@@ -276,7 +312,9 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
             threads.close()
         super().close()
 
-    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
+    def add_signal_handler(  # type: ignore[override]  # typeshed's is variadic-generic
+        self, sig: int, callback: Callable[..., object], *args: Any
+    ) -> None:
         self._on_main_thread(functools.partial(super().add_signal_handler, sig, callback, *args))
 
     def remove_signal_handler(self, sig: int) -> bool:
@@ -335,7 +373,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
             if self._stopping:
                 return True
 
-    def _run_once(self) -> bool:  # type: ignore[override]
+    def _run_once(self) -> bool:
         """One iteration: poll, collect finished calls, run due timers and ready
         handles, then run pending calls inline. False if this thread was deposed."""
         epoch = self._epoch
@@ -345,7 +383,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
             count > _MIN_SCHEDULED_TIMER_HANDLES
             and self._timer_cancelled_count / count > _MIN_CANCELLED_FRACTION
         ):
-            live = []
+            live: list[_Timer] = []
             for timer in scheduled:
                 if timer._cancelled:
                     timer._scheduled = False
@@ -367,16 +405,14 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
         else:
             timeout = None
             if scheduled:
-                timeout = min(
-                    max(0.0, scheduled[0]._when - self.time()), _MAXIMUM_SELECT_TIMEOUT
-                )
+                timeout = min(max(0.0, scheduled[0]._when - self.time()), _MAXIMUM_SELECT_TIMEOUT)
             ring.sleeping = True
             if ring:
                 timeout = 0
-        event_list = self._selector.select(timeout)
+        event_list: list[Any] | None = self._selector.select(timeout)
         ring.sleeping = False
-        self._process_events(event_list)
-        event_list = None
+        self._process_events(event_list)  # type: ignore[arg-type]
+        event_list = None  # break reference cycles if an exception follows
         if ring:
             self._drain_completions()
 
@@ -392,6 +428,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
 
         # The only place where handles are called. Handles queued by these run next
         # time round, after another poll.
+        handle: _Handle | None
         for _ in range(len(ready)):
             handle = ready.popleft()
             if handle._cancelled:
@@ -403,9 +440,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
                     handle._run()
                     dt = self.time() - t0
                     if dt >= self.slow_callback_duration:
-                        logger.warning(
-                            "Executing %s took %.3f seconds", _format_handle(handle), dt
-                        )
+                        logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
                 finally:
                     self._current_handle = None
             else:
@@ -533,7 +568,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
                 exc = wrapped
             future.set_exception(exc)
         call.release()
-        exc = None
+        del exc
 
     def _release_quiesce_waiters(self) -> None:
         waiters, self._quiesce_waiters = self._quiesce_waiters, []
@@ -641,8 +676,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-typ
                 fn()
             except Exception as exc:
                 self.call_exception_handler(
-                    {"message": "deferred signal handler registration failed",
-                     "exception": exc}
+                    {"message": "deferred signal handler registration failed", "exception": exc}
                 )
 
         outcome = home.run_on_home(fn, deferred)
@@ -663,9 +697,7 @@ def _check_blocking_callable(fn: object, api: str) -> None:
     if not callable(fn):
         raise TypeError(f"{api}() expects a callable, got {type(fn).__name__!r} object")
     if inspect.iscoroutine(fn) or inspect.iscoroutinefunction(fn):
-        raise TypeError(
-            f"{api}() runs blocking callables; got coroutine {fn!r} (await it instead)"
-        )
+        raise TypeError(f"{api}() runs blocking callables; got coroutine {fn!r} (await it instead)")
 
 
 def _after_fork_in_child() -> None:

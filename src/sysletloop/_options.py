@@ -58,9 +58,7 @@ class LoopOptions:
         _check_seconds("block_threshold", self.block_threshold, upper=60.0)
         _check_seconds("idle_timeout", self.idle_timeout, upper=math.inf)
         if isinstance(self.max_blocked, bool) or not isinstance(self.max_blocked, int):
-            raise TypeError(
-                f"max_blocked must be an int, got {type(self.max_blocked).__name__}"
-            )
+            raise TypeError(f"max_blocked must be an int, got {type(self.max_blocked).__name__}")
         if self.max_blocked < 1:
             raise ValueError(f"max_blocked must be at least 1, got {self.max_blocked}")
         if not isinstance(self.route_executor, bool):

@@ -21,7 +21,7 @@ def new_event_loop(**options: Any) -> SysletEventLoop:
     return SysletEventLoop(**options)
 
 
-class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
     """The default asyncio policy, making syslet loops. For
     ``asyncio.set_event_loop_policy(sysletloop.EventLoopPolicy())``."""
 
@@ -34,9 +34,7 @@ class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,vali
         return SysletEventLoop(**self._syslet_loop_options)
 
 
-def run(
-    main: Coroutine[Any, Any, T], *, debug: bool | None = None, **options: Any
-) -> T:
+def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None, **options: Any) -> T:
     """Run ``main`` on a new syslet loop and return its result, like ``asyncio.run``."""
     if asyncio._get_running_loop() is not None:
         raise RuntimeError("sysletloop.run() cannot be called from a running event loop")

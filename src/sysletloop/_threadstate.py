@@ -28,9 +28,7 @@ from typing import Any, Protocol
 __all__ = ["OwnerThreadState"]
 
 # asyncio's value for debug mode (asyncio.constants.DEBUG_STACK_DEPTH).
-_DEBUG_STACK_DEPTH: int = getattr(
-    getattr(asyncio, "constants", None), "DEBUG_STACK_DEPTH", 10
-)
+_DEBUG_STACK_DEPTH: int = getattr(getattr(asyncio, "constants", None), "DEBUG_STACK_DEPTH", 10)
 
 
 class _HookedLoop(Protocol):

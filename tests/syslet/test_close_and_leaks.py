@@ -19,9 +19,10 @@ def _leave_a_call_blocked(loop: sysletloop.SysletEventLoop, gate: Gate) -> None:
         # First move the loop off this thread (this thread's call blocks 10 ms)...
         await sysletloop.call(time.sleep, 0.01)
         # ...so the gated call blocks on a worker, not on the caller of run_until_complete.
-        asyncio.ensure_future(sysletloop.call(gate))
+        blocked.append(asyncio.ensure_future(sysletloop.call(gate)))
         await until(gate.started.is_set)
 
+    blocked: list[asyncio.Future[object]] = []
     loop.run_until_complete(main())
 
 

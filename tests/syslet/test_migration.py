@@ -13,6 +13,7 @@ import sysletloop
 
 from .helpers import Gate, this_loop, until
 
+
 @pytest.mark.asyncio
 async def test_a_call_that_does_not_block_runs_inline_in_the_loop_thread() -> None:
     loop = this_loop()
@@ -141,6 +142,7 @@ def test_policy_makes_syslet_loops() -> None:
     old = asyncio.get_event_loop_policy()
     asyncio.set_event_loop_policy(sysletloop.EventLoopPolicy(block_threshold=0.002))
     try:
+
         async def main() -> float:
             return this_loop().syslet_options.block_threshold
 

@@ -184,6 +184,7 @@ def test_a_forked_child_can_run_a_new_loop() -> None:
     if pid == 0:  # child
         code = 1
         try:
+
             async def child_main() -> int:
                 await sysletloop.call(time.sleep, 0.01)
                 return this_loop().syslet_stats().migrations

@@ -4,6 +4,7 @@ ever run the loop at the same time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -80,10 +81,8 @@ async def _mixed_calls(kinds: list[str], concurrency: int) -> None:
             task = asyncio.ensure_future(sysletloop.call(blocks, i))
             await asyncio.sleep(0.001)
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         check.step()
         return kind
 
