@@ -81,7 +81,7 @@ from ._ring import CompletionRing
 from ._stats import SysletStats
 from ._threadcache import ThreadCache
 from ._threadstate import OwnerThreadState
-from ._watchdog import Watchdog
+from ._watchdog import Watchdog, make_watchdog, watchdog_kind
 
 __all__ = ["SysletEventLoop"]
 
@@ -203,17 +203,15 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             queued_over_cap=self._queued_over_cap,
             completions_drained=self._completions_drained,
             cancelled_before_start=self._cancelled_before_start,
-            watchdog=watchdog.kind if watchdog else Watchdog.kind,
+            watchdog=watchdog.kind if watchdog else watchdog_kind(),
         )
 
     _threads_started_before = 0
     _threads_reused_before = 0
 
     def syslet_threads(self) -> list[threading.Thread]:
-        """The threads this loop started and that are still alive (watchdog included)."""
+        """The worker threads this loop started that are still alive."""
         out = list(self._threads.threads()) if self._threads else []
-        if self._watchdog is not None and self._watchdog.thread.is_alive():
-            out.append(self._watchdog.thread)
         return out
 
     # ------------------------------------------------------- asyncio API, overridden
@@ -589,10 +587,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             if loop is not None:
                 loop._claim(token)
 
-        self._watchdog = Watchdog(
+        self._watchdog = watchdog = make_watchdog(
             self._syslet_options.block_threshold, on_overdue, name="sysletloop-watchdog"
         )
-        return self._watchdog
+        return watchdog
 
     def _claim(self, token: object) -> None:
         """Watchdog thread: the inline call ``token`` is overdue; take the loop from the

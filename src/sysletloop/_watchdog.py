@@ -1,134 +1,81 @@
-"""The watchdog: notices that the call running inline has run past the threshold.
+"""Which watchdog a loop gets, and what every watchdog promises.
 
-The loop's owner runs a blocking callable inline. Before the call it *arms* the watchdog
-with a token (the call); after the call it *disarms* it. If the same token is still armed
-``threshold`` seconds after it was armed, the watchdog calls ``on_overdue(token)`` from
-its own thread. The watchdog decides nothing else: whether the call is really still
-running, and what to do about it, is the loop's business (it re-checks under its own
-lock, so a report about a call that has just returned is harmless).
+Two implementations keep one contract (:class:`Watchdog`): ``sysletloop._cwatchdog``, a
+C extension whose thread looks at the armed call without taking the GIL, and
+:class:`~sysletloop._pywatchdog.PythonWatchdog`, the fallback when the extension was not
+built. ``SYSLETLOOP_WATCHDOG=python`` (or ``c``) forces one; a forced ``c`` that cannot be
+loaded is an error, not a silent fallback.
 
-Glossary
-    slot      ``(token, armed_at)``, or ``None``: what is armed now. Stored as one tuple
-              so the watchdog never pairs one call's token with another call's time.
-    poll      the watchdog sleeps until the armed call's deadline, looks, repeats.
-    park      with nothing armed and no call since its last look, it sleeps until kicked.
-    kick      notify the parked (or over-sleeping) watchdog; done by ``arm``.
-
-Thread rules
-    ``arm``/``disarm`` are called by the loop's current owner only (one thread at a time;
-    a deposed owner must not call ``disarm``, or it would clear its successor's slot).
-    They write ``_slot`` and ``_arms`` without a lock. The watchdog thread reads them and
-    writes ``_wake_at``, under ``_cond``'s lock; ``kick`` takes that lock.
-
-No lost kick (Dekker order, both sides publish then check):
-    1. ``arm`` stores the slot, then reads ``_wake_at``; if the watchdog would sleep past
-       the new deadline, it kicks (taking the lock, so the kick cannot fall between the
-       watchdog's check and its wait).
-    2. The watchdog stores ``_wake_at``, then re-reads the slot; if it changed, it looks
-       again instead of sleeping.
-
-Cost: while calls keep coming the watchdog wakes once per threshold (polling), and an
-``arm`` after a quiet spell costs one kick. With nothing armed for a whole threshold it
-parks. A pure-Python watchdog needs the GIL to look, so a call that holds the GIL (pure
-Python computing) is noticed only at the next GIL switch (``sys.getswitchinterval()``,
-5 ms by default).
-
-Rejected: a fixed-rate poll (costs CPU when idle); a timer per call (one futex wake per
-call, ~15-20 us of CPU each on a small VM, more than the call being watched); signals
-(interrupting the blocked call is not what we want: it must finish where it is).
+The contract (thread rules in each implementation's header):
+    ``arm(token) -> float``  owner only: start watching ``token``; returns the arming
+                             time on the ``time.monotonic()`` clock.
+    ``disarm()``             owner only: the call returned.
+    ``on_overdue(token)``    called from the watchdog's thread, with the GIL held, once
+                             per arming, when ``token`` is still armed ``threshold``
+                             seconds after ``arm``.
+    ``close()``              any thread: stop and join the watchdog's thread.
+    ``is_alive()``, ``native_id``, ``kind`` (``"c"`` or ``"python"``).
 """
 
 from __future__ import annotations
 
-import math
-import threading
-import time
+import os
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["Watchdog"]
+from ._pywatchdog import PythonWatchdog
 
-_monotonic = time.monotonic
+__all__ = ["Watchdog", "make_watchdog", "watchdog_kind"]
 
 
-class Watchdog:
-    """Reports a token armed for longer than ``threshold`` seconds, once per arming."""
+class Watchdog(Protocol):
+    kind: str
 
-    kind = "python"
-
-    def __init__(
-        self, threshold: float, on_overdue: Callable[[object], None], *, name: str
-    ) -> None:
-        self._threshold = threshold
-        self._on_overdue = on_overdue
-        self._slot: tuple[object, float] | None = None
-        self._arms = 0
-        self._wake_at = math.inf
-        self._cond = threading.Condition(threading.Lock())
-        self._closed = False
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._thread.start()
-
-    # -- the owner's side --------------------------------------------------------
-
-    def arm(self, token: object) -> None:
-        now = _monotonic()
-        self._slot = (token, now)
-        self._arms += 1
-        if self._wake_at > now + self._threshold:
-            self._kick()
-
-    def disarm(self) -> None:
-        self._slot = None
-
-    # -- any thread ----------------------------------------------------------------
-
-    def close(self) -> None:
-        """Stop the watchdog thread and wait for it (unless called from it)."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
-
+    def arm(self, token: object) -> float: ...
+    def disarm(self) -> None: ...
+    def close(self) -> None: ...
+    def is_alive(self) -> bool: ...
     @property
-    def thread(self) -> threading.Thread:
-        return self._thread
+    def native_id(self) -> int | None: ...
 
-    def _kick(self) -> None:
-        with self._cond:
-            self._cond.notify()
 
-    # -- the watchdog thread -------------------------------------------------------
+WatchdogFactory = Callable[..., Watchdog]
 
-    def _main(self) -> None:
-        threshold = self._threshold
-        seen_arms = -1
-        reported: tuple[object, float] | None = None
-        cond = self._cond
-        while True:
-            overdue: object = None
-            with cond:
-                while True:
-                    if self._closed:
-                        return
-                    slot = self._slot
-                    now = _monotonic()
-                    if slot is not None and slot is not reported:
-                        deadline = slot[1] + threshold
-                        if now >= deadline:
-                            reported = slot
-                            overdue = slot[0]
-                            break
-                        timeout: float | None = deadline - now
-                    elif self._arms != seen_arms:
-                        # Calls happened since the last look: keep polling.
-                        seen_arms = self._arms
-                        timeout = threshold
-                    else:
-                        timeout = None  # park
-                    self._wake_at = math.inf if timeout is None else now + timeout
-                    if self._slot is not slot:
-                        continue
-                    cond.wait(timeout)
-                    self._wake_at = 0.0  # awake: about to look, no kick needed
-            self._on_overdue(overdue)
+
+def _c_factory() -> WatchdogFactory | None:
+    try:
+        from . import _cwatchdog  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    factory: WatchdogFactory = _cwatchdog.Watchdog
+    return factory
+
+
+def _choose() -> WatchdogFactory:
+    forced = os.environ.get("SYSLETLOOP_WATCHDOG", "").strip().lower()
+    if forced == "python":
+        return PythonWatchdog
+    c = _c_factory()
+    if forced == "c":
+        if c is None:
+            raise ImportError(
+                "SYSLETLOOP_WATCHDOG=c but the C watchdog (sysletloop._cwatchdog) "
+                "is not built"
+            )
+        return c
+    if forced:
+        raise ValueError(f"SYSLETLOOP_WATCHDOG must be 'c' or 'python', got {forced!r}")
+    return c if c is not None else PythonWatchdog
+
+
+def make_watchdog(
+    threshold: float, on_overdue: Callable[[object], None], *, name: str
+) -> Watchdog:
+    """A watchdog of the kind this process uses (chosen when first asked)."""
+    return _choose()(threshold, on_overdue, name=name)
+
+
+def watchdog_kind() -> str:
+    """``"c"`` or ``"python"``: what :func:`make_watchdog` would build now."""
+    factory = _choose()
+    return "python" if factory is PythonWatchdog else "c"

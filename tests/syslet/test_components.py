@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sysletloop._ring import CompletionRing
 from sysletloop._threadcache import ThreadCache
-from sysletloop._watchdog import Watchdog
+from sysletloop._pywatchdog import PythonWatchdog as Watchdog
 
 from .helpers import wait_until
 
@@ -149,7 +149,7 @@ def test_watchdog_reports_a_token_armed_past_the_threshold_once() -> None:
         assert wait_until(lambda: reports == [token, other])
     finally:
         dog.close()
-    assert not dog.thread.is_alive()
+    assert not dog.is_alive()
 
 
 def test_watchdog_ignores_a_token_disarmed_in_time() -> None:
