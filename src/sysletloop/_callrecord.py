@@ -15,14 +15,31 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._profile import Profile
 
 __all__ = ["CallRecord"]
 
 
 class CallRecord:
-    __slots__ = ("args", "context", "exception", "fn", "future", "kwargs", "result")
+    __slots__ = (
+        "args",
+        "context",
+        "duration",
+        "exception",
+        "fn",
+        "future",
+        "kwargs",
+        "profile",
+        "read",
+        "result",
+        "sent_away",
+        "started",
+    )
 
     def __init__(
         self,
@@ -31,14 +48,21 @@ class CallRecord:
         kwargs: Mapping[str, Any] | None,
         context: contextvars.Context,
         future: asyncio.Future[Any],
+        profile: Profile,
+        read: tuple[int, int, int] | None,
     ) -> None:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
         self.context = context
         self.future = future
+        self.profile = profile
+        self.read = read  # (fd, n, offset) when the call is a plain os.pread
         self.result: Any = None
         self.exception: BaseException | None = None
+        self.sent_away = False  # run on a spare thread from the start (never inline)
+        self.started = 0.0  # time.monotonic() when it started
+        self.duration = 0.0  # seconds it ran, once it blocked or was sent away
 
     def run(self) -> None:
         """Run the call in its context; keep the outcome. Never raises."""
@@ -50,12 +74,12 @@ class CallRecord:
         except BaseException as exc:
             self.exception = exc
 
+    def run_timed(self) -> None:
+        """Run the call, measuring how long it takes. Never raises."""
+        started = self.started = time.monotonic()
+        self.run()
+        self.duration = time.monotonic() - started
+
     def release(self) -> None:
         """Drop references once delivered (an exception's traceback points back here)."""
         self.fn = self.args = self.kwargs = self.result = self.exception = None  # type: ignore[assignment]
-
-    def describe(self) -> str:
-        fn = self.fn
-        name = getattr(fn, "__qualname__", None) or repr(fn)
-        module = getattr(fn, "__module__", None)
-        return f"{module}.{name}" if module else str(name)

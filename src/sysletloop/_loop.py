@@ -67,6 +67,7 @@ import os
 import selectors
 import sys
 import threading
+import time
 import warnings
 import weakref
 from asyncio import base_events
@@ -76,7 +77,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._callrecord import CallRecord
 from ._home import HomeRun
+from ._nowait import WOULD_BLOCK, NowaitReads, positional_read
 from ._options import LoopOptions
+from ._profile import WARN_AFTER_MIGRATIONS, CallableStats, ProfileTable
 from ._ring import CompletionRing
 from ._stats import SysletStats
 from ._threadcache import ThreadCache
@@ -156,11 +159,16 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._threads: ThreadCache | None = None
         self._syslet_closing = False
         self._quiesce_waiters: list[asyncio.Future[None]] = []
+        self._profiles = ProfileTable()
+        self._nowait = NowaitReads()
         # Counters. Owner-only: the first four. Under _own_lock: the rest.
         self._inline_completions = 0
         self._completions_drained = 0
         self._queued_over_cap = 0
         self._cancelled_before_start = 0
+        self._predicted_blocking = 0
+        self._nowait_reads = 0
+        self._nowait_would_block = 0
         self._migrations = 0
         self._blocked_total = 0
         self._blocked_drained = 0
@@ -203,11 +211,40 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             queued_over_cap=self._queued_over_cap,
             completions_drained=self._completions_drained,
             cancelled_before_start=self._cancelled_before_start,
+            predicted_blocking=self._predicted_blocking,
+            nowait_reads=self._nowait_reads,
+            nowait_would_block=self._nowait_would_block,
             watchdog=watchdog.kind if watchdog else watchdog_kind(),
         )
 
     _threads_started_before = 0
     _threads_reused_before = 0
+
+    def syslet_callables(self) -> list[CallableStats]:
+        """Per-callable telemetry, the callables that cost the most blocked time first.
+        Call it from the loop's thread (or once the loop has stopped)."""
+        stats = self._profiles.snapshots()
+        stats.sort(key=lambda s: (s.blocked_seconds, s.migrations), reverse=True)
+        return stats
+
+    def syslet_report(self, top: int = 10) -> str:
+        """A table of the ``top`` callables by blocked time: what to move off the loop
+        (or leave to the predictor), and what the fast path serves."""
+        rows = self.syslet_callables()[:top]
+        header = (
+            f"{'callable':<48} {'inline':>8} {'blocked':>8} {'predicted':>9} "
+            f"{'mispred':>7} {'nowait':>7} {'blocked s':>10}"
+        )
+        lines = [header, "-" * len(header)]
+        for r in rows:
+            name = r.name if len(r.name) <= 48 else "..." + r.name[-45:]
+            lines.append(
+                f"{name:<48} {r.inline_completions:>8} {r.migrations:>8} {r.predicted:>9} "
+                f"{r.mispredicted:>7} {r.nowait_hits:>7} {r.blocked_seconds:>10.3f}"
+            )
+        if not rows:
+            lines.append("(no blocking calls yet)")
+        return "\n".join(lines)
 
     def syslet_threads(self) -> list[threading.Thread]:
         """The worker threads this loop started that are still alive."""
@@ -460,7 +497,12 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         if self._debug:
             self._check_thread()
         future: asyncio.Future[T] = self.create_future()
-        self._pending.append(CallRecord(fn, args, kwargs, context, future))
+        read = None
+        if self._nowait.supported and not kwargs:
+            read = positional_read(fn, args)
+        self._pending.append(
+            CallRecord(fn, args, kwargs, context, future, self._profiles.get(fn), read)
+        )
         return future
 
     def _runnable_calls(self) -> bool:
@@ -491,6 +533,13 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 self._cancelled_before_start += 1
                 call.release()
                 continue
+            if call.read is not None and self._read_from_cache(call):
+                continue
+            if call.profile.predicts_block and self._syslet_options.predict_blocking:
+                call.profile.predicted += 1
+                self._predicted_blocking += 1
+                self._send_away(call)
+                continue
             if not self._run_inline(call):
                 return False
         if self._quiesce_waiters and self._is_quiet():
@@ -505,20 +554,59 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         assert state is not None
         state.suspend()
         self._inline = call
-        watchdog.arm(call)
+        call.started = watchdog.arm(call)
         call.run()
         with self._own_lock:
             still_owner = self._inline is call
             if still_owner:
                 self._inline = None
         if not still_owner:
+            call.duration = time.monotonic() - call.started
             self._post_blocked_outcome(call)
             return False
         watchdog.disarm()
         state.resume()
         self._inline_completions += 1
+        call.profile.note_inline()
         self._deliver(call)
         return True
+
+    def _read_from_cache(self, call: CallRecord) -> bool:
+        """A plain os.pread: try it with RWF_NOWAIT. True if the call is dealt with
+        (served from the page cache, or sent to a spare because it would block)."""
+        assert call.read is not None
+        data = self._nowait.try_read(*call.read)
+        if data is None:
+            return False  # short read, unsupported...: the plain path decides
+        if data is WOULD_BLOCK:
+            self._nowait_would_block += 1
+            self._send_away(call)
+            return True
+        call.result = data
+        call.profile.nowait_hits += 1
+        self._nowait_reads += 1
+        self._inline_completions += 1
+        self._deliver(call)
+        return True
+
+    def _send_away(self, call: CallRecord) -> None:
+        """Run ``call`` on a spare thread from the start: it is known (or predicted) to
+        block, so it does not get to stall the loop for the threshold first."""
+        with self._own_lock:
+            self._blocked_total += 1
+            in_flight = self._blocked_total - self._blocked_drained
+            if in_flight > self._peak_blocked:
+                self._peak_blocked = in_flight
+        call.sent_away = True
+        if self._threads is None:
+            self._start_threads()
+        assert self._threads is not None
+        self._threads.submit(functools.partial(self._run_sent_away, call))
+
+    def _run_sent_away(self, call: CallRecord) -> None:
+        """Worker thread: run a call sent away, then post it like any blocked call."""
+        call.run_timed()
+        self._ring.post(call)
 
     def _post_blocked_outcome(self, call: CallRecord) -> None:
         """Deposed thread: hand the outcome to whoever owns the loop now, and leave."""
@@ -537,7 +625,12 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         with self._own_lock:
             self._blocked_drained += len(done)
         self._completions_drained += len(done)
+        threshold = self._syslet_options.block_threshold
         for call in done:
+            if call.sent_away:
+                call.profile.note_direct(call.duration, threshold)
+            else:
+                call.profile.blocked_seconds += call.duration
             self._deliver(call)
         if self._quiesce_waiters and self._is_quiet():
             self._release_quiesce_waiters()
@@ -550,7 +643,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             if exc is not None and self._debug:
                 self.call_exception_handler(
                     {
-                        "message": f"blocking call {call.describe()} raised after the "
+                        "message": f"blocking call {call.profile.name} raised after the "
                         "future awaiting it was cancelled",
                         "exception": exc,
                         "future": future,
@@ -561,7 +654,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         else:
             if isinstance(exc, StopIteration):
                 # A Future cannot hold StopIteration (it would end a coroutine).
-                wrapped = RuntimeError(f"blocking call {call.describe()} raised StopIteration")
+                wrapped = RuntimeError(f"blocking call {call.profile.name} raised StopIteration")
                 wrapped.__cause__ = exc
                 exc = wrapped
             future.set_exception(exc)
@@ -608,12 +701,13 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 self._peak_blocked = in_flight
         threads = self._threads
         assert threads is not None
-        threads.submit(functools.partial(self._own_from, epoch))
+        threads.submit(functools.partial(self._own_from, epoch, token))
         threads.ensure_spare()
 
-    def _own_from(self, epoch: int) -> None:
-        """Worker thread: become the owner of ``epoch`` and run the loop until it stops
-        or this thread is deposed in turn."""
+    def _own_from(self, epoch: int, claimed: object) -> None:
+        """Worker thread: become the owner of ``epoch`` (taken from the thread running
+        the ``claimed`` call) and run the loop until it stops or this thread is deposed
+        in turn."""
         home = self._home
         assert home is not None
         state = OwnerThreadState(self)
@@ -622,6 +716,8 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._thread_id = threading.get_ident()
         self._owner_state = state
         state.enter()
+        assert isinstance(claimed, CallRecord)
+        self._note_migration(claimed)
         try:
             if not self._drive(resume=True):
                 return  # deposed; already suspended around the call
@@ -631,6 +727,23 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             return
         state.leave()
         home.finish(None)
+
+    def _note_migration(self, call: CallRecord) -> None:
+        profile = call.profile
+        profile.note_migration()
+        if self._debug and profile.migrations >= WARN_AFTER_MIGRATIONS and not profile.warned:
+            profile.warned = True
+            logger.warning(
+                "sysletloop: %s has blocked the loop %d times (each stalled the loop "
+                "%.1f ms before it moved); %s",
+                profile.name,
+                profile.migrations,
+                self._syslet_options.block_threshold * 1e3,
+                "the predictor now sends it straight to a spare thread while it keeps blocking"
+                if self._syslet_options.predict_blocking
+                else "consider predict_blocking=True, or calling it with to_thread on a "
+                "pool of its own",
+            )
 
     def _await_loop_end(self, home: HomeRun) -> BaseException | None:
         """Home thread, deposed: serve jobs until the last owner stops the loop. A

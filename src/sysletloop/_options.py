@@ -44,6 +44,10 @@ class LoopOptions:
         The cap on concurrently blocked calls; calls beyond it wait in FIFO order.
     ``idle_timeout``
         Seconds a spare thread waits for work before it exits.
+    ``predict_blocking``
+        Whether a callable whose last call blocked is sent straight to a spare thread
+        (the blocking predictor) instead of running inline and stalling the loop for
+        the threshold first. With ``False`` every call starts inline.
     ``route_executor``
         Whether ``run_in_executor(None, ...)`` (and so ``asyncio.to_thread``) takes the
         syslet path. With ``False`` they use asyncio's default thread pool as usual.
@@ -53,6 +57,7 @@ class LoopOptions:
     max_blocked: int = DEFAULT_MAX_BLOCKED
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     route_executor: bool = True
+    predict_blocking: bool = True
 
     def __post_init__(self) -> None:
         _check_seconds("block_threshold", self.block_threshold, upper=60.0)
@@ -61,10 +66,10 @@ class LoopOptions:
             raise TypeError(f"max_blocked must be an int, got {type(self.max_blocked).__name__}")
         if self.max_blocked < 1:
             raise ValueError(f"max_blocked must be at least 1, got {self.max_blocked}")
-        if not isinstance(self.route_executor, bool):
-            raise TypeError(
-                f"route_executor must be a bool, got {type(self.route_executor).__name__}"
-            )
+        for name in ("route_executor", "predict_blocking"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, object]) -> LoopOptions:

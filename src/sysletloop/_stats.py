@@ -29,8 +29,15 @@ class SysletStats:
         Outcomes of blocked calls collected from the completion ring.
     ``cancelled_before_start``
         Calls whose awaiting task was cancelled before they started (they never ran).
+    ``predicted_blocking``
+        Calls the blocking predictor sent straight to a spare thread.
+    ``nowait_reads``
+        Positional reads served inline from the page cache (``RWF_NOWAIT``).
+    ``nowait_would_block``
+        Positional reads that ``RWF_NOWAIT`` said would block: sent to a spare thread
+        at once, without waiting out the threshold.
     ``watchdog``
-        Which watchdog detects blocking (``"python"``).
+        Which watchdog detects blocking: ``"c"`` (the extension) or ``"python"``.
     """
 
     inline_completions: int
@@ -42,4 +49,7 @@ class SysletStats:
     queued_over_cap: int
     completions_drained: int
     cancelled_before_start: int
+    predicted_blocking: int
+    nowait_reads: int
+    nowait_would_block: int
     watchdog: str

@@ -23,6 +23,7 @@ import sysletloop
         ({"max_blocked": 2.5}, TypeError, "max_blocked must be an int"),
         ({"idle_timeout": 0}, ValueError, "idle_timeout must be a positive"),
         ({"route_executor": 1}, TypeError, "route_executor must be a bool"),
+        ({"predict_blocking": None}, TypeError, "predict_blocking must be a bool"),
         ({"treshold": 0.1}, TypeError, "unknown sysletloop option.*treshold"),
     ],
 )
@@ -48,7 +49,7 @@ def test_valid_options_are_kept() -> None:
         block_threshold=0.005, max_blocked=3, idle_timeout=1, route_executor=False
     )
     try:
-        assert loop.syslet_options == sysletloop.LoopOptions(0.005, 3, 1, False)
+        assert loop.syslet_options == sysletloop.LoopOptions(0.005, 3, 1, False, True)
     finally:
         loop.close()
 

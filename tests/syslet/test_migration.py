@@ -109,9 +109,23 @@ async def test_many_migrations_in_a_row() -> None:
     for _ in range(10):
         threads.add(await sysletloop.call(lambda: (time.sleep(0.01), threading.get_native_id())[1]))
     stats = loop.syslet_stats()
-    assert stats.migrations == 10
+    # The first call blocked inline; the predictor sent the others straight away.
+    assert stats.migrations == 1
+    assert stats.predicted_blocking == 9
+    assert stats.completions_drained == 10
     assert stats.threads_reused > 0  # finished blocked threads come back as spares
     assert len(threads) >= 2
+
+
+def test_without_the_predictor_every_blocking_call_migrates() -> None:
+    async def main() -> sysletloop.SysletStats:
+        for _ in range(5):
+            await sysletloop.call(time.sleep, 0.005)
+        return this_loop().syslet_stats()
+
+    stats = sysletloop.run(main(), predict_blocking=False)
+    assert stats.migrations == 5
+    assert stats.predicted_blocking == 0
 
 
 def test_run_returns_in_the_calling_thread_after_migrations() -> None:
@@ -122,7 +136,7 @@ def test_run_returns_in_the_calling_thread_after_migrations() -> None:
             await sysletloop.call(time.sleep, 0.01)
         return threading.get_ident(), this_loop().syslet_stats().migrations
 
-    loop_thread, migrations = sysletloop.run(main())
+    loop_thread, migrations = sysletloop.run(main(), predict_blocking=False)
     assert threading.get_ident() == caller
     assert loop_thread != caller
     assert migrations == 3

@@ -1,0 +1,214 @@
+"""The blocking predictor, RWF_NOWAIT reads, and the telemetry users act on."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import sysletloop
+from sysletloop._nowait import NowaitReads, positional_read
+
+from .helpers import this_loop
+
+# -- the predictor ------------------------------------------------------------------
+
+
+def sleepy(seconds: float) -> int:
+    time.sleep(seconds)
+    return threading.get_native_id()
+
+
+def test_a_callable_that_blocked_goes_straight_to_a_spare_next_time() -> None:
+    async def main() -> None:
+        loop = this_loop()
+        home = threading.get_native_id()
+        first = await sysletloop.call(sleepy, 0.01)  # blocks inline: the loop moves
+        assert first == home
+        owner = threading.get_native_id()
+        assert owner != home
+        second = await sysletloop.call(sleepy, 0.01)  # predicted: sent away at once
+        assert second != owner
+        assert threading.get_native_id() == owner  # the loop did not move this time
+        stats = loop.syslet_stats()
+        assert (stats.migrations, stats.predicted_blocking) == (1, 1)
+        # It stops blocking: one fast outcome on the spare and it is back inline.
+        await sysletloop.call(sleepy, 0)
+        assert await sysletloop.call(sleepy, 0) == owner
+        (profile,) = [c for c in loop.syslet_callables() if c.name.startswith("sleepy")]
+        assert (profile.migrations, profile.predicted, profile.mispredicted) == (1, 2, 1)
+        assert profile.inline_completions == 1
+        assert profile.blocked_seconds >= 0.02
+
+    sysletloop.run(main())
+
+
+def test_twenty_blocking_calls_started_together_move_the_loop_once() -> None:
+    async def main() -> sysletloop.SysletStats:
+        await asyncio.gather(*(asyncio.to_thread(time.sleep, 0.05) for _ in range(20)))
+        return this_loop().syslet_stats()
+
+    stats = sysletloop.run(main())
+    assert stats.migrations == 1
+    assert stats.predicted_blocking == 19
+    assert stats.peak_blocked == 20
+    assert stats.completions_drained == 20
+
+
+def test_debug_mode_names_a_callable_that_keeps_blocking(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> str:
+        for _ in range(4):
+            await sysletloop.call(sleepy, 0.005)
+        return this_loop().syslet_report()
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        report = sysletloop.run(main(), debug=True, predict_blocking=False)
+    warnings = [r.getMessage() for r in caplog.records if "has blocked the loop" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "sleepy" in warnings[0]
+    assert "sleepy" in report.splitlines()[2]
+
+
+# -- RWF_NOWAIT reads ---------------------------------------------------------------
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Iterator[tuple[int, bytes]]:
+    data = os.urandom(256 * 1024)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield fd, data
+    finally:
+        os.close(fd)
+
+
+def test_positional_read_recognises_pread_however_it_is_submitted() -> None:
+    import contextvars
+    import functools
+
+    ctx = contextvars.copy_context()
+    assert positional_read(os.pread, (3, 4096, 0)) == (3, 4096, 0)
+    assert positional_read(functools.partial(ctx.run, os.pread, 3, 10, 5), ()) == (3, 10, 5)
+    assert positional_read(functools.partial(os.pread, 3), (10, 5)) == (3, 10, 5)
+    assert positional_read(os.read, (3, 10)) is None
+    assert positional_read(os.pread, (3, 0, 0)) is None  # nothing to read
+    assert positional_read(os.pread, (3, 10, -1)) is None  # let pread raise
+
+
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="no RWF_NOWAIT on this platform")
+def test_cached_reads_complete_inline_without_the_watchdog(data_file: tuple[int, bytes]) -> None:
+    fd, data = data_file
+
+    async def main() -> sysletloop.SysletStats:
+        for off in range(0, len(data), 4096):
+            assert await asyncio.to_thread(os.pread, fd, 4096, off) == data[off : off + 4096]
+        return this_loop().syslet_stats()
+
+    stats = sysletloop.run(main())
+    if stats.nowait_reads == 0:
+        pytest.skip("this file system does not support RWF_NOWAIT reads")
+    assert stats.nowait_reads == len(data) // 4096
+    assert stats.migrations == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="no RWF_NOWAIT on this platform")
+def test_an_uncached_read_goes_straight_to_a_spare(data_file: tuple[int, bytes]) -> None:
+    fd, data = data_file
+    os.fsync(fd)  # dirty pages would stay cached
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    probe = bytearray(4096)
+    try:
+        os.preadv(fd, [probe], 128 * 1024, os.RWF_NOWAIT)
+        pytest.skip("the page cache kept the file after POSIX_FADV_DONTNEED")
+    except BlockingIOError:
+        pass
+    except OSError as exc:
+        pytest.skip(f"RWF_NOWAIT reads unsupported here: {exc}")
+
+    async def main() -> sysletloop.SysletStats:
+        got = await asyncio.to_thread(os.pread, fd, 4096, 64 * 1024)
+        assert got == data[64 * 1024 : 68 * 1024]
+        return this_loop().syslet_stats()
+
+    stats = sysletloop.run(main())
+    assert stats.nowait_would_block == 1
+    assert stats.migrations == 0
+    assert stats.completions_drained == 1
+
+
+class FakePreadv:
+    """Stands in for os.preadv: a kernel without RWF_NOWAIT, or one with short reads."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.calls = 0
+
+    def __call__(self, fd: int, buffers: list[bytearray], offset: int, flags: int = 0) -> int:
+        self.calls += 1
+        if self.mode == "unsupported":
+            raise OSError(errno.EOPNOTSUPP, "RWF_NOWAIT not supported")
+        if self.mode == "would-block":
+            raise BlockingIOError(errno.EAGAIN, "would block")
+        if self.mode == "short":
+            chunk = os.pread(fd, len(buffers[0]) // 2, offset)
+            buffers[0][: len(chunk)] = chunk
+            return len(chunk)
+        raise AssertionError(self.mode)
+
+
+@pytest.mark.parametrize("mode", ["unsupported", "short", "would-block"])
+def test_simulated_kernels_still_give_the_right_data(
+    mode: str, data_file: tuple[int, bytes]
+) -> None:
+    fd, data = data_file
+    fake = FakePreadv(mode)
+
+    async def main() -> sysletloop.SysletStats:
+        loop = this_loop()
+        loop._nowait = NowaitReads(preadv=fake)
+        for off in (0, 4096, 8192):
+            assert await asyncio.to_thread(os.pread, fd, 4096, off) == data[off : off + 4096]
+        return loop.syslet_stats()
+
+    stats = sysletloop.run(main())
+    assert stats.nowait_reads == 0
+    if mode == "unsupported":
+        assert fake.calls == 1  # switched off after the first answer
+    else:
+        assert fake.calls == 3
+    if mode == "would-block":
+        assert stats.nowait_would_block == 3
+        assert stats.completions_drained == 3
+    else:
+        assert stats.inline_completions == 3  # plain pread, inline
+
+
+def test_reads_past_the_end_of_the_file_are_plain_reads(data_file: tuple[int, bytes]) -> None:
+    fd, data = data_file
+
+    async def main() -> tuple[bytes, bytes]:
+        tail = await asyncio.to_thread(os.pread, fd, 4096, len(data) - 100)
+        past = await asyncio.to_thread(os.pread, fd, 4096, len(data) + 10)
+        return tail, past
+
+    assert sysletloop.run(main()) == (data[-100:], b"")
+
+
+def test_a_bad_descriptor_raises_as_pread_does() -> None:
+    async def main() -> None:
+        with pytest.raises(OSError) as info:
+            await asyncio.to_thread(os.pread, 987654, 10, 0)
+        assert info.value.errno == errno.EBADF
+
+    sysletloop.run(main())
