@@ -59,8 +59,7 @@ def _choose() -> WatchdogFactory:
     if forced == "c":
         if c is None:
             raise ImportError(
-                "SYSLETLOOP_WATCHDOG=c but the C watchdog (sysletloop._cwatchdog) "
-                "is not built"
+                "SYSLETLOOP_WATCHDOG=c but the C watchdog (sysletloop._cwatchdog) is not built"
             )
         return c
     if forced:
@@ -68,9 +67,7 @@ def _choose() -> WatchdogFactory:
     return c if c is not None else PythonWatchdog
 
 
-def make_watchdog(
-    threshold: float, on_overdue: Callable[[object], None], *, name: str
-) -> Watchdog:
+def make_watchdog(threshold: float, on_overdue: Callable[[object], None], *, name: str) -> Watchdog:
     """A watchdog of the kind this process uses (chosen when first asked)."""
     return _choose()(threshold, on_overdue, name=name)
 
