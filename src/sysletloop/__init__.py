@@ -12,9 +12,11 @@ Entry points: :func:`run`, :func:`new_event_loop` (a ``loop_factory``),
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._call import call
+from . import to_thread
+from ._call import call, call_eager
 from ._loop import SysletEventLoop
 from ._options import LoopOptions
+from ._profile import CallableStats
 from ._runner import EventLoopPolicy, new_event_loop, run
 from ._stats import SysletStats
 
@@ -24,12 +26,15 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "CallableStats",
     "EventLoopPolicy",
     "LoopOptions",
     "SysletEventLoop",
     "SysletStats",
     "__version__",
     "call",
+    "call_eager",
     "new_event_loop",
     "run",
+    "to_thread",
 ]

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import types
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ._loop import SysletEventLoop, _check_blocking_callable
 
-__all__ = ["call"]
+__all__ = ["call", "call_eager"]
 
 T = TypeVar("T")
+
+_get_running_loop = asyncio.get_running_loop
+_current_task = asyncio.current_task
+_CoroutineType = types.CoroutineType
 
 
 async def call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -27,4 +32,35 @@ async def call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     loop = asyncio.get_running_loop()
     if isinstance(loop, SysletEventLoop):
         return await loop.syslet_call(fn, *args, **kwargs)
+    return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+
+
+async def call_eager(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run the blocking callable ``fn(*args, **kwargs)`` right now, inside the calling
+    task's step, and return its result.
+
+    When ``fn`` does not block this costs about what calling ``fn`` directly costs: no
+    future, no suspension, no other task runs in between. If it blocks past the
+    threshold, the loop moves to another thread and keeps serving other tasks; when
+    ``fn`` returns, this task waits for the loop to come back to its thread before it
+    goes on (so a coroutine never runs on a thread that does not own the loop).
+    Differences from :func:`call`: ``fn`` runs in the task's own context (like any
+    function the coroutine calls), sees the running loop, is not counted against
+    ``max_blocked``, and cannot be interrupted by cancellation while it runs (the
+    cancellation lands at the task's next ``await``). On other event loops it falls
+    back to ``asyncio.to_thread``.
+    """
+    loop = _get_running_loop()
+    if isinstance(loop, SysletEventLoop) and _current_task(loop) is not None:
+        if not callable(fn):
+            _check_blocking_callable(fn, "call_eager")
+        result = loop.call_eager(fn, args, kwargs)
+        if type(result) is _CoroutineType:
+            cast("types.CoroutineType[Any, Any, Any]", result).close()
+            raise TypeError(
+                f"call_eager() runs blocking callables; {fn!r} returned a coroutine "
+                "(await it instead)"
+            )
+        return result
+    _check_blocking_callable(fn, "call_eager")
     return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))

@@ -15,9 +15,10 @@ Glossary
     owner      the one thread allowed to run the loop's iterations at a given instant.
     epoch      a counter bumped at every change of owner; an owner remembers the epoch it
                started with and stops touching the loop once the counter has moved.
-    inline     the call the owner is running right now (``_inline``), or ``None``.
-    claim      the watchdog's verdict "this inline call blocked": under ``_own_lock`` it
-               clears ``_inline``, bumps the epoch and hands the loop to a new owner.
+    inline     the call the owner is running right now, in a one-item list, the *cell*
+               (``_inline``); ``None`` between calls.
+    claim      the watchdog's verdict "this inline call blocked": it empties the cell,
+               bumps the epoch and hands the loop to a new owner.
     deposed    what the thread running a claimed call is, once the call returns: it
                posts the outcome to the ring and leaves the loop's code at once.
     home       the thread that called ``run_forever``; it must also be the one to return
@@ -28,24 +29,43 @@ Glossary
 Thread rules
     Loop state (everything asyncio keeps: ready queue, timers, selector; and ours:
     ``_pending``, the counters without a lock) is touched only by the owner, as in stock
-    asyncio. ``_own_lock`` guards the hand-over: ``_inline`` once set, ``_epoch``,
+    asyncio. ``_own_lock`` guards the hand-over: the claimer's reads of ``_inline``, ``_epoch``,
     ``_blocked_total``/``_blocked_drained``/``_peak_blocked``/``_migrations`` and
     ``_thread_id`` writes after the first. The ring, the watchdog and the thread cache
     state their own rules.
 
 The hand-over, step by step (the race between a call returning and the watchdog):
-    1. The owner sets ``_inline = call``, arms the watchdog, runs the call.
-    2a. The call returns. Under ``_own_lock`` the owner checks ``_inline is call``: if
-        so it clears it and carries on as owner (nobody can claim a call not inline).
-    2b. The watchdog fires. Under ``_own_lock`` it checks ``_inline is call``: if so it
-        clears it, bumps the epoch, then (outside the lock) gives a thread the job
-        "own the loop from this epoch".
-    Exactly one of 2a/2b sees ``_inline is call``. In 2b the old owner, when its call
-    returns, finds ``_inline`` no longer its call, so it posts its outcome to the ring and
-    unwinds without touching loop state (not even the watchdog: that is the new owner's).
+    1. The owner puts the call in a fresh cell, sets ``_inline = cell``, arms the
+       watchdog with the cell, runs the call.
+    2a. The call returns. The owner pops the cell: it got the call back, so nobody
+        claimed it; it clears ``_inline`` and carries on as owner.
+    2b. The watchdog fires. Under ``_own_lock`` it checks ``_inline is cell`` and pops
+        the cell: it got the call, so it bumps the epoch, then (outside the lock) gives
+        a thread the job "own the loop from this epoch".
+    ``list.pop`` is one atomic step (the GIL; a per-object lock on free-threaded
+    builds), so exactly one of 2a/2b gets the call out of the cell: a claim that comes
+    too late finds it empty, and an owner whose call was claimed finds it empty too. It
+    then posts its outcome to the ring and unwinds without touching loop state (not
+    even ``_inline`` or the watchdog: those are the new owner's). The cell, rather than
+    a lock around a compare-and-clear, keeps the owner's fast path to one pop.
     ``_thread_id`` keeps the old owner's id until the new owner sets its own, so
     ``is_running()`` never sees ``None`` mid-hand-over. Claims happen only while a call
     runs inline, and the owner checks the epoch after every handle and every call.
+
+Eager calls and taking the loop back (``call_eager``):
+    An eager call runs ``fn`` inside the task step itself, with the watchdog armed and no
+    suspension. If it blocks, the claim works as above, except that the blocked thread
+    is in the middle of a task step: the coroutine above ``fn`` must not go on until
+    that thread owns the loop again. So, when ``fn`` returns, the thread files a *steal
+    request* and waits. The current owner grants it at its next check point (before an
+    iteration, after each handle, between inline calls, before finishing a run): under
+    ``_own_lock`` it bumps the epoch and sets ``_thread_id``, installs the requester's
+    ``_owner_state``, lets go of its own thread state, then releases the requester.
+    The requester re-enters its task (``_enter_task``: the new owner had taken it out
+    of asyncio's current-task table, keyed by loop, so that it could run other tasks)
+    and finishes its step; at the end of that handle it sees the epoch moved while it
+    owns the loop again, and starts a fresh iteration. A run never ends while a steal
+    request is pending: the last owner hands over instead, and the requester ends it.
 
 Where this departs from stock asyncio, on purpose: a blocking callable runs in the
 loop's thread when it does not block, and in whichever thread was the owner when it did;
@@ -152,13 +172,16 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._ring: CompletionRing[CallRecord] = CompletionRing(self._write_to_self)
         self._own_lock = threading.Lock()
         self._epoch = 0
-        self._inline: CallRecord | None = None
+        self._inline: list[object] | None = None
         self._owner_state: OwnerThreadState | None = None
         self._home: HomeRun | None = None
         self._watchdog: Watchdog | None = None
         self._threads: ThreadCache | None = None
         self._syslet_closing = False
         self._quiesce_waiters: list[asyncio.Future[None]] = []
+        self._steal_requests: deque[_StealRequest] = deque()
+        self._steal_filed = threading.Condition(self._own_lock)
+        self._eager_outstanding = 0  # eager calls claimed and not yet taken back
         self._profiles = ProfileTable()
         self._nowait = NowaitReads()
         # Counters. Owner-only: the first four. Under _own_lock: the rest.
@@ -169,6 +192,8 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._predicted_blocking = 0
         self._nowait_reads = 0
         self._nowait_would_block = 0
+        self._eager_completions = 0
+        self._eager_blocked = 0
         self._migrations = 0
         self._blocked_total = 0
         self._blocked_drained = 0
@@ -214,6 +239,8 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             predicted_blocking=self._predicted_blocking,
             nowait_reads=self._nowait_reads,
             nowait_would_block=self._nowait_would_block,
+            eager_completions=self._eager_completions,
+            eager_blocked=self._eager_blocked,
             watchdog=watchdog.kind if watchdog else watchdog_kind(),
         )
 
@@ -312,11 +339,20 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         state.enter()
         try:
             finished = self._drive(resume=False)
-        except BaseException:
-            self._end_run(state)
-            raise
+        except BaseException as exc:
+            if not self._hand_over_error(exc):
+                self._end_run(state)
+                raise
+            finished = False
         if finished:
             self._end_run(state)
+            error = home.error  # left by an owner that handed over while failing
+            if error is not None:
+                home.error = None
+                try:
+                    raise error
+                finally:
+                    error = None
             return
         # Deposed: this thread's inline call blocked and the loop went on elsewhere; the
         # call has returned now. Wait for the loop to stop, and report what stopped it.
@@ -373,7 +409,8 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             return
         ident = threading.get_ident()
         if ident == thread_id:
-            if self._inline is not None:
+            cell = self._inline
+            if cell and type(cell[0]) is CallRecord:
                 raise RuntimeError(
                     "Non-thread-safe operation invoked on an event loop from a blocking "
                     "call it is running (use call_soon_threadsafe)"
@@ -401,17 +438,38 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             if not self._run_pending_calls():
                 return False
             if self._stopping:
-                return True
+                return self._finish_or_hand_over()
         while True:
             if not self._run_once():
                 return False
             if self._stopping:
-                return True
+                return self._finish_or_hand_over()
+
+    def _finish_or_hand_over(self) -> bool:
+        """The loop is stopping. True: this owner ends the run. False: a thread whose
+        eager call blocked is in the middle of a task step; it gets the loop (and ends
+        the run itself)."""
+        if self._await_stealer():
+            self._grant_steal()
+            return False
+        return True
+
+    def _await_stealer(self) -> bool:
+        """Owner, about to end the run: if an eager call that blocked has not taken the
+        loop back yet, wait for it to ask (its task step is unfinished, exactly as a
+        stock loop's run cannot end in the middle of a step). True if one is waiting."""
+        with self._steal_filed:
+            while not self._steal_requests and self._eager_outstanding:
+                self._steal_filed.wait()
+            return bool(self._steal_requests)
 
     def _run_once(self) -> bool:
         """One iteration: poll, collect finished calls, run due timers and ready
         handles, then run pending calls inline. False if this thread was deposed."""
         epoch = self._epoch
+        if self._steal_requests:
+            self._grant_steal()
+            return False
         scheduled = self._scheduled
         count = len(scheduled)
         if (
@@ -481,6 +539,11 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             else:
                 handle._run()
             if self._epoch != epoch:
+                # Only an eager call can lose the loop inside a handle, and its thread
+                # gets here only once it owns the loop again: start a fresh iteration.
+                return True
+            if self._steal_requests:
+                self._grant_steal()
                 return False
         handle = None
         return self._run_pending_calls()
@@ -519,6 +582,9 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         pending = self._pending
         cap = self._syslet_options.max_blocked
         while pending:
+            if self._steal_requests:
+                self._grant_steal()
+                return False
             # Only the owner's own inline call can be claimed, so the count is stable.
             if self._blocked_total - self._blocked_drained >= cap:
                 fresh = len(pending) - self._pending_counted_over_cap
@@ -553,17 +619,17 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         state = self._owner_state
         assert state is not None
         state.suspend()
-        self._inline = call
-        call.started = watchdog.arm(call)
+        cell: list[object] = [call]
+        self._inline = cell
+        call.started = watchdog.arm(cell)
         call.run()
-        with self._own_lock:
-            still_owner = self._inline is call
-            if still_owner:
-                self._inline = None
-        if not still_owner:
+        try:
+            cell.pop()
+        except IndexError:  # claimed: the loop is someone else's now
             call.duration = time.monotonic() - call.started
             self._post_blocked_outcome(call)
             return False
+        self._inline = None
         watchdog.disarm()
         state.resume()
         self._inline_completions += 1
@@ -685,20 +751,28 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         )
         return watchdog
 
-    def _claim(self, token: object) -> None:
-        """Watchdog thread: the inline call ``token`` is overdue; take the loop from the
+    def _claim(self, cell: object) -> None:
+        """Watchdog thread: the inline call in ``cell`` is overdue; take the loop from the
         thread running it and give the loop to another thread."""
         with self._own_lock:
-            if self._inline is not token or self._syslet_closing:
+            if self._inline is not cell or self._syslet_closing:
                 return
+            assert isinstance(cell, list)
+            try:
+                token = cell.pop()
+            except IndexError:
+                return  # the call returned just now: nothing to claim
             self._inline = None
             self._epoch += 1
             epoch = self._epoch
             self._migrations += 1
-            self._blocked_total += 1
-            in_flight = self._blocked_total - self._blocked_drained
-            if in_flight > self._peak_blocked:
-                self._peak_blocked = in_flight
+            if type(token) is _EagerCall:
+                self._eager_outstanding += 1
+            else:  # an eager call posts nothing to the ring; a CallRecord will
+                self._blocked_total += 1
+                in_flight = self._blocked_total - self._blocked_drained
+                if in_flight > self._peak_blocked:
+                    self._peak_blocked = in_flight
         threads = self._threads
         assert threads is not None
         threads.submit(functools.partial(self._own_from, epoch, token))
@@ -716,17 +790,106 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._thread_id = threading.get_ident()
         self._owner_state = state
         state.enter()
-        assert isinstance(claimed, CallRecord)
-        self._note_migration(claimed)
+        if isinstance(claimed, CallRecord):
+            self._note_migration(claimed)
+        elif isinstance(claimed, _EagerCall):
+            # The blocked thread is inside a task step: take its task out of asyncio's
+            # current-task table so this thread can run others; it puts it back when it
+            # has the loop again.
+            claimed.task = asyncio.current_task(self)
+            if claimed.task is not None:
+                _leave_task(self, claimed.task)
         try:
             if not self._drive(resume=True):
-                return  # deposed; already suspended around the call
+                return  # deposed (suspended around its call), or handed over
         except BaseException as exc:
-            state.leave()
-            home.finish(exc)
+            if not self._hand_over_error(exc):
+                state.leave()
+                home.finish(exc)
             return
         state.leave()
         home.finish(None)
+
+    def _hand_over_error(self, exc: BaseException) -> bool:
+        """An exception is escaping the loop while a thread waits to finish its task
+        step: stop the loop, leave the exception for the home thread, and hand the loop
+        to the waiting thread (which will end the run). True if handed over."""
+        if not self._await_stealer():
+            return False
+        home = self._home
+        assert home is not None
+        if home.error is None:
+            home.error = exc
+        self._stopping = True
+        self._grant_steal()
+        return True
+
+    # ------------------------------------------------------------ eager calls
+
+    def call_eager(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """Run ``fn`` now, inside the current task step (see :func:`sysletloop.call_eager`).
+        Must be called by the loop's owner, from a task."""
+        watchdog = self._watchdog
+        if watchdog is None:
+            watchdog = self._start_threads()
+        state = self._owner_state
+        token = _EagerCall()
+        cell: list[object] = [token]
+        self._inline = cell
+        watchdog.arm(cell)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            try:
+                cell.pop()
+            except IndexError:  # claimed while fn ran: wait for the loop to come back
+                assert state is not None
+                self._take_back(token, state)
+            else:
+                self._inline = None
+                watchdog.disarm()
+                self._eager_completions += 1
+
+    def _take_back(self, token: _EagerCall, state: OwnerThreadState) -> None:
+        """This thread's eager call blocked and has now returned: wait until the current
+        owner hands the loop back, then re-enter the task it was running."""
+        request = _StealRequest(threading.get_ident(), state)
+        with self._steal_filed:
+            self._steal_requests.append(request)
+            self._steal_filed.notify()
+        self._write_to_self()
+        interrupt: BaseException | None = None
+        while True:
+            try:
+                request.granted.acquire()
+                break
+            except KeyboardInterrupt as exc:  # Ctrl-C while waiting (main thread)
+                interrupt = exc
+                self._request_stop()
+        self._eager_blocked += 1
+        if token.task is not None:
+            _enter_task(self, token.task)
+        if interrupt is not None:
+            try:
+                raise interrupt  # now as the owner, as stock asyncio would raise it
+            finally:
+                interrupt = None
+
+    def _grant_steal(self) -> None:
+        """Owner: give the loop to the oldest thread waiting to take it back."""
+        with self._own_lock:
+            request = self._steal_requests.popleft()
+            self._eager_outstanding -= 1
+            self._epoch += 1
+            self._thread_id = request.ident
+        mine = self._owner_state
+        self._owner_state = request.state
+        home = self._home
+        if home is not None and home.ident == threading.get_ident():
+            home.start_serving()
+        if mine is not None:
+            mine.leave()
+        request.granted.release()
 
     def _note_migration(self, call: CallRecord) -> None:
         profile = call.profile
@@ -802,6 +965,35 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._watchdog = None
         self._threads = None
         self._inline = None
+
+
+class _EagerCall:
+    """The watchdog's token for an eager call; remembers the task it interrupted."""
+
+    __slots__ = ("task",)
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[Any] | None = None
+
+
+class _StealRequest:
+    """A thread whose eager call blocked, waiting for the loop back."""
+
+    __slots__ = ("granted", "ident", "state")
+
+    def __init__(self, ident: int, state: OwnerThreadState) -> None:
+        self.ident = ident
+        self.state = state
+        self.granted = threading.Lock()
+        self.granted.acquire()
+
+
+_enter_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] = getattr(
+    asyncio.tasks, "_enter_task"
+)
+_leave_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] = getattr(
+    asyncio.tasks, "_leave_task"
+)
 
 
 def _check_blocking_callable(fn: object, api: str) -> None:

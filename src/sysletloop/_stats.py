@@ -36,6 +36,10 @@ class SysletStats:
     ``nowait_would_block``
         Positional reads that ``RWF_NOWAIT`` said would block: sent to a spare thread
         at once, without waiting out the threshold.
+    ``eager_completions``
+        Eager calls (``call_eager``) that returned within the threshold.
+    ``eager_blocked``
+        Eager calls that blocked: the loop moved on, and the task took it back after.
     ``watchdog``
         Which watchdog detects blocking: ``"c"`` (the extension) or ``"python"``.
     """
@@ -52,4 +56,6 @@ class SysletStats:
     predicted_blocking: int
     nowait_reads: int
     nowait_would_block: int
+    eager_completions: int
+    eager_blocked: int
     watchdog: str

@@ -40,7 +40,7 @@ class OneOwner:
         self.active = None
 
 
-KINDS = ["fast", "raise", "block", "cancel-early", "cancel-late"]
+KINDS = ["fast", "raise", "block", "cancel-early", "cancel-late", "eager", "eager-block"]
 
 
 async def _mixed_calls(kinds: list[str], concurrency: int) -> None:
@@ -71,6 +71,12 @@ async def _mixed_calls(kinds: list[str], concurrency: int) -> None:
             assert info.value.args == (i,)
         elif kind == "block":
             assert await sysletloop.call(blocks, i) == i
+        elif kind == "eager":
+            assert await sysletloop.call_eager(fast, i) == i
+            check.step()
+        elif kind == "eager-block":
+            assert await sysletloop.call_eager(blocks, i) == i
+            check.step()  # the coroutine goes on only on the loop's owner
         elif kind == "cancel-early":
             # Submitted now, cancelled before the loop gets to start it.
             future = loop.run_in_executor(None, blocks, i)
@@ -100,9 +106,11 @@ async def _mixed_calls(kinds: list[str], concurrency: int) -> None:
     must_run = [i for i, k in enumerate(kinds) if not k.startswith("cancel")]
     assert all(ran[i] == 1 for i in must_run)
     # ...and the loop accounted for each exactly once.
+    eager = sum(k.startswith("eager") for k in kinds)
+    assert stats.eager_completions + stats.eager_blocked == eager
     assert (
         stats.inline_completions + stats.completions_drained + stats.cancelled_before_start
-        == len(kinds)
+        == len(kinds) - eager
     )
     assert stats.cancelled_before_start + len(ran) == len(kinds)
 
@@ -110,7 +118,7 @@ async def _mixed_calls(kinds: list[str], concurrency: int) -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_stress_twenty_thousand_mixed_calls(seed: int) -> None:
     rng = random.Random(seed)
-    kinds = rng.choices(KINDS, weights=[88, 6, 2, 2, 2], k=20_000)
+    kinds = rng.choices(KINDS, weights=[80, 6, 2, 2, 2, 7, 1], k=20_000)
     sysletloop.run(_mixed_calls(kinds, concurrency=256), block_threshold=0.0005, max_blocked=8)
 
 
