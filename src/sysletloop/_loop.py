@@ -988,12 +988,11 @@ class _StealRequest:
         self.granted.acquire()
 
 
-_enter_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] = getattr(
-    asyncio.tasks, "_enter_task"
-)
-_leave_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] = getattr(
-    asyncio.tasks, "_leave_task"
-)
+_TaskSwitch = Callable[[asyncio.AbstractEventLoop, "asyncio.Task[Any]"], None]
+# asyncio's own bookkeeping of "the task running on this loop" (3.11-3.13: a dict keyed
+# by loop, behind these two functions).
+_enter_task: _TaskSwitch = asyncio.tasks._enter_task
+_leave_task: _TaskSwitch = asyncio.tasks._leave_task
 
 
 def _check_blocking_callable(fn: object, api: str) -> None:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sysletloop._pywatchdog import PythonWatchdog as Watchdog
 from sysletloop._ring import CompletionRing
 from sysletloop._threadcache import ThreadCache
-from sysletloop._pywatchdog import PythonWatchdog as Watchdog
 
 from .helpers import wait_until
 
