@@ -601,7 +601,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 continue
             if call.read is not None and self._read_from_cache(call):
                 continue
-            if call.profile.predicts_block and self._syslet_options.predict_blocking:
+            if self._syslet_options.predict_blocking and call.profile.should_send_away():
                 call.profile.predicted += 1
                 self._predicted_blocking += 1
                 self._send_away(call)
@@ -633,7 +633,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         watchdog.disarm()
         state.resume()
         self._inline_completions += 1
-        call.profile.note_inline()
+        call.profile.note_inline(time.monotonic() - call.started)
         self._deliver(call)
         return True
 
@@ -667,7 +667,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         if self._threads is None:
             self._start_threads()
         assert self._threads is not None
-        self._threads.submit(functools.partial(self._run_sent_away, call))
+        self._threads.submit_soon(functools.partial(self._run_sent_away, call))
 
     def _run_sent_away(self, call: CallRecord) -> None:
         """Worker thread: run a call sent away, then post it like any blocked call."""
@@ -691,10 +691,9 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         with self._own_lock:
             self._blocked_drained += len(done)
         self._completions_drained += len(done)
-        threshold = self._syslet_options.block_threshold
         for call in done:
             if call.sent_away:
-                call.profile.note_direct(call.duration, threshold)
+                call.profile.note_direct(call.duration)
             else:
                 call.profile.blocked_seconds += call.duration
             self._deliver(call)

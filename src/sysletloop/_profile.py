@@ -5,13 +5,22 @@ A *profile* is kept per callable (keyed by what the call really runs: ``to_threa
 their function, and functions sharing a code object -- a lambda written once and
 created afresh on every call -- share a profile).
 
-The predictor (Go's ``entersyscallblock``, learned instead of declared): a callable whose
-most recent outcome was "blocked" is *predicted to block*, and its next call is handed
-to a spare thread at once instead of stalling the loop for the threshold first. Its
-outcome there is measured: finished within the threshold means it would not have
-blocked, so the prediction is dropped and the callable is back on the inline path. So
-the predictor forgets after one fast outcome; a callable that blocks now and then costs
-one thread hand-off per block, never a lasting exile from the inline path.
+The predictor (Go's ``entersyscallblock``, learned instead of declared): a callable is
+*predicted to block* when its last call blocked past the threshold, or when its last two
+inline calls each ran at least ``SLOW_CALL`` (a 100 us O_DIRECT read never reaches a 1 ms
+threshold, but run inline one after another such reads cannot overlap, and each stalls
+the loop). A predicted call is handed to a spare thread at once instead of running
+inline. The predictor forgets in two ways:
+
+* its time on the spare is measured, and under ``SLOW_CALL`` means it would not have
+  hurt inline: the prediction is dropped. (A slow time there proves little: a call that
+  releases the GIL waits to get it back while the loop runs, and that wait is counted.)
+* every ``PROBE_FIRST`` predictions, doubling up to ``PROBE_MAX``, one call runs inline
+  as a probe, measured where the measure is honest; a fast probe drops the prediction.
+
+So a callable that blocks now and then costs one thread hand-off per block, and one that
+always blocks costs one threshold stall per ``PROBE_MAX`` calls at most: never a
+lasting exile from the inline path, and never a lasting tax on it.
 
 Thread rules: profiles are read and written by the loop's owner only (the owner of the
 moment: a new owner records the claim that made it owner). The table is bounded:
@@ -31,6 +40,17 @@ __all__ = ["MAX_PROFILES", "CallableStats", "Profile", "ProfileTable", "profile_
 # Enough for every distinct blocking callable a real program has; small enough that a
 # program creating fresh callables (not sharing code) cannot grow it without bound.
 MAX_PROFILES = 1024
+
+# A call running this long inline is "slow": long enough that a thread hand-off (tens of
+# us) costs less than the stall, far above what calls that do not block take (cached
+# pread, stat, getaddrinfo of an address, a keyed sqlite query: p99 <= 10 us measured by
+# benchmarks.threshold_choice), and below an O_DIRECT 4 KiB read on a VM (~100 us).
+SLOW_CALL = 50e-6  # seconds
+
+# Probe a predicted callable inline after this many predictions, doubling each time the
+# probe is slow too, up to PROBE_MAX (one threshold stall per 1024 calls at most: 0.1%).
+PROBE_FIRST = 8
+PROBE_MAX = 1024
 
 # In debug mode, warn about a callable once it has blocked the loop this many times.
 WARN_AFTER_MIGRATIONS = 3
@@ -69,6 +89,9 @@ class Profile:
         "name",
         "nowait_hits",
         "predicted",
+        "probe_interval",
+        "slow_streak",
+        "until_probe",
         "warned",
     )
 
@@ -81,28 +104,51 @@ class Profile:
         self.nowait_hits = 0  # positional reads served from the page cache (RWF_NOWAIT)
         self.blocked_seconds = 0.0  # time spent in calls that blocked or were sent away
         self.last_blocked = False
+        self.slow_streak = 0  # consecutive inline calls that took SLOW_CALL or more
+        self.probe_interval = PROBE_FIRST
+        self.until_probe = 0  # predictions left before the next inline probe
         self.warned = False
 
-    @property
-    def predicts_block(self) -> bool:
-        return self.last_blocked
+    def should_send_away(self) -> bool:
+        """Called once per call about to start: send it to a spare thread?"""
+        if not self.last_blocked:
+            return False
+        if self.until_probe > 0:
+            self.until_probe -= 1
+            return True
+        self.probe_interval = min(self.probe_interval * 2, PROBE_MAX)
+        self.until_probe = self.probe_interval
+        return False  # this one runs inline: a probe
 
-    def note_inline(self) -> None:
-        self.inline += 1
+    def _predict(self) -> None:
+        if not self.last_blocked:
+            self.last_blocked = True
+            self.until_probe = self.probe_interval
+
+    def _forget(self) -> None:
         self.last_blocked = False
+        self.slow_streak = 0
+        self.probe_interval = PROBE_FIRST
+
+    def note_inline(self, seconds: float) -> None:
+        self.inline += 1
+        if seconds >= SLOW_CALL:
+            self.slow_streak += 1
+            if self.slow_streak >= 2:
+                self._predict()
+        else:
+            self._forget()
 
     def note_migration(self) -> None:
         self.migrations += 1
-        self.last_blocked = True
+        self._predict()
 
-    def note_direct(self, seconds: float, threshold: float) -> None:
+    def note_direct(self, seconds: float) -> None:
         """A call sent straight to a spare finished after ``seconds``."""
         self.blocked_seconds += seconds
-        if seconds < threshold:
+        if seconds < SLOW_CALL:
             self.direct_fast += 1
-            self.last_blocked = False
-        else:
-            self.last_blocked = True
+            self._forget()
 
     def snapshot(self) -> CallableStats:
         return CallableStats(
@@ -122,7 +168,7 @@ class CallableStats:
 
     ``migrations`` counts calls that blocked inline (each cost the loop one threshold);
     ``predicted`` calls the predictor sent straight to a spare thread, of which
-    ``mispredicted`` finished within the threshold; ``blocked_seconds`` is the time
+    ``mispredicted`` finished quickly (under ``SLOW_CALL``); ``blocked_seconds`` is the time
     spent in calls that blocked or were sent away."""
 
     name: str

@@ -177,3 +177,43 @@ def test_watchdog_parks_and_is_kicked_by_the_next_arm() -> None:
         assert wait_until(lambda: reports == [token])
     finally:
         dog.close()
+
+
+def test_submit_soon_never_waits_and_every_job_runs_once() -> None:
+    cache = ThreadCache(idle_timeout=10, name="sysletloop-test")
+    release = threading.Event()
+    ran: list[int] = []
+    lock = threading.Lock()
+
+    def job(i: int) -> None:
+        release.wait(10)
+        with lock:
+            ran.append(i)
+
+    try:
+        for i in range(20):
+            cache.submit_soon(lambda i=i: job(i))  # type: ignore[misc]
+        assert wait_until(lambda: len(cache.threads()) == 20)  # started by the starter
+        release.set()
+        assert wait_until(lambda: len(ran) == 20)
+        assert sorted(ran) == list(range(20))
+        # Now idle: the next job is handed over, not queued.
+        done = threading.Event()
+        started_before = cache.started
+        cache.submit_soon(done.set)
+        assert done.wait(10)
+        assert cache.started == started_before
+    finally:
+        cache.close()
+    assert wait_until(lambda: not cache.threads())
+
+
+def test_backlogged_jobs_still_run_after_close() -> None:
+    cache = ThreadCache(idle_timeout=10, name="sysletloop-test")
+    ran = threading.Semaphore(0)
+    for _ in range(5):
+        cache.submit_soon(ran.release)
+    cache.close()
+    for _ in range(5):
+        assert ran.acquire(timeout=10)
+    assert wait_until(lambda: not cache.threads())

@@ -109,9 +109,10 @@ async def test_many_migrations_in_a_row() -> None:
     for _ in range(10):
         threads.add(await sysletloop.call(lambda: (time.sleep(0.01), threading.get_native_id())[1]))
     stats = loop.syslet_stats()
-    # The first call blocked inline; the predictor sent the others straight away.
-    assert stats.migrations == 1
-    assert stats.predicted_blocking == 9
+    # The first call blocked inline; the predictor sent the others straight away but
+    # for one inline probe after 8 predictions (which blocked, and migrated, too).
+    assert stats.migrations == 2
+    assert stats.predicted_blocking == 8
     assert stats.completions_drained == 10
     assert stats.threads_reused > 0  # finished blocked threads come back as spares
     assert len(threads) >= 2

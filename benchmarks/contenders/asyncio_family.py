@@ -1,0 +1,384 @@
+"""Contenders that are asyncio event loops: stock asyncio, uvloop, sysletloop, KAIO, aiofiles.
+
+They share one api implementation (:class:`AsyncioApi`: TaskGroup for concurrency, asyncio
+streams for echo) and differ in two things only: the loop factory and how a blocking call
+is offloaded (:meth:`AsyncioApi.call`). The "do nothing" baseline, ``asyncio-inline``,
+calls the function in the loop's thread after a single ``sleep(0)`` yield: the loop gets a
+turn between blocking calls, as in a coroutine that awaits something between them, but
+never while one runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib
+import os
+import platform
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+from typing import Any, TypeVar, cast
+
+from benchmarks.contenders.base import (
+    CALL,
+    ECHO,
+    FILE,
+    FS,
+    IN_FLIGHT,
+    Api,
+    AsyncFile,
+    Availability,
+    Buffer,
+    Contender,
+    FsOp,
+    Main,
+    NotSupported,
+    open_flags,
+    snapshot_dict,
+)
+from benchmarks.machine import package_version
+
+T = TypeVar("T")
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+class AsyncioApi(Api):
+    """The asyncio side of :class:`Api`; subclasses choose how ``call`` offloads."""
+
+    def __init__(self, name: str, provides: frozenset[str]) -> None:
+        self.name = name
+        self.provides = provides
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def gather(self, *thunks: Callable[[], Awaitable[T]]) -> list[T]:
+        async def run(thunk: Callable[[], Awaitable[T]]) -> T:
+            return await thunk()
+
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(run(t)) for t in thunks]
+        return [t.result() for t in tasks]
+
+    async def serve_echo(self, body: Callable[[int], Awaitable[T]]) -> T:
+        if ECHO not in self.provides:
+            raise NotSupported(f"{self.name} does not serve TCP")
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = int(server.sockets[0].getsockname()[1])
+        try:
+            return await body(port)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+
+class InlineApi(AsyncioApi):
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        await asyncio.sleep(0)
+        return fn(*args)
+
+
+class ToThreadApi(AsyncioApi):
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+
+class RunInExecutorApi(AsyncioApi):
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(fn, *args))
+
+
+class SysletApi(AsyncioApi):
+    def __init__(self, name: str, provides: frozenset[str], eager: bool) -> None:
+        super().__init__(name, provides)
+        sysletloop = importlib.import_module("sysletloop")
+        self._call = sysletloop.call_eager if eager else sysletloop.call
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return cast(T, await self._call(fn, *args))
+
+    def stats(self) -> dict[str, Any] | None:
+        return snapshot_dict(asyncio.get_running_loop().syslet_stats())  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------
+# aiofiles: stock asyncio, file operations through aiofiles' own API
+# ---------------------------------------------------------------------------------------
+
+
+class AiofilesFile(AsyncFile):
+    """aiofiles has no pread: a positioned read is ``seek`` then ``read`` (two hops).
+
+    Each task opens its own file object, so the seek/read pairs of concurrent tasks never
+    share a file position. Files are opened unbuffered (``buffering=0``) so one ``read``
+    is one system call, and O_DIRECT reads land in the caller's aligned buffer.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self._f = handle
+        self.fileno = int(handle.fileno())
+
+    async def pread(self, nbytes: int, offset: int) -> bytes:
+        await self._f.seek(offset)
+        return cast(bytes, await self._f.read(nbytes))
+
+    async def preadinto(self, buf: Buffer, offset: int) -> int:
+        await self._f.seek(offset)
+        return cast(int, await self._f.readinto(buf))
+
+    async def pwrite(self, data: Buffer, offset: int) -> int:
+        await self._f.seek(offset)
+        return cast(int, await self._f.write(data))
+
+    async def fsync(self) -> None:
+        raise NotSupported("aiofiles has no fsync")
+
+    async def aclose(self) -> None:
+        await self._f.close()
+
+
+class AiofilesApi(AsyncioApi):
+    def __init__(self, name: str, provides: frozenset[str]) -> None:
+        super().__init__(name, provides)
+        self._aiofiles = importlib.import_module("aiofiles")
+        self._aiofiles_os = importlib.import_module("aiofiles.os")
+
+    async def open_file(self, path: str, *, direct: bool = False, write: bool = False) -> AsyncFile:
+        extra = os.O_DIRECT if direct else 0
+
+        def opener(p: str, flags: int) -> int:
+            return os.open(p, flags | extra)
+
+        mode = "r+b" if write else "rb"
+        handle = await self._aiofiles.open(path, mode, buffering=0, opener=opener)
+        return AiofilesFile(handle)
+
+    async def fs(self, op: FsOp, path: str) -> None:
+        if op == "open_close":
+            handle = await self._aiofiles.open(path, "rb", buffering=0)
+            await handle.close()
+        else:
+            await getattr(self._aiofiles_os, op)(path)
+
+
+# ---------------------------------------------------------------------------------------
+# The KAIO loop: file I/O through Linux native AIO, nothing else
+# ---------------------------------------------------------------------------------------
+
+
+class KaioFile(AsyncFile):
+    def __init__(self, loop: Any, fd: int) -> None:
+        self._loop = loop
+        self.fileno = fd
+
+    async def pread(self, nbytes: int, offset: int) -> bytes:
+        return cast(bytes, await self._loop.aio_pread(self.fileno, nbytes, offset))
+
+    async def preadinto(self, buf: Buffer, offset: int) -> int:
+        return cast(int, await self._loop.aio_preadinto(self.fileno, buf, offset))
+
+    async def pwrite(self, data: Buffer, offset: int) -> int:
+        return cast(int, await self._loop.aio_pwrite(self.fileno, data, offset))
+
+    async def fsync(self) -> None:
+        await self._loop.aio_fsync(self.fileno)
+
+    async def aclose(self) -> None:
+        os.close(self.fileno)
+
+
+class KaioApi(AsyncioApi):
+    def __init__(self, name: str, provides: frozenset[str]) -> None:
+        super().__init__(name, provides)
+        self._kaio = importlib.import_module("sysletloop.kaio")
+
+    async def open_file(self, path: str, *, direct: bool = False, write: bool = False) -> AsyncFile:
+        fd = os.open(path, open_flags(direct=direct, write=write))
+        return KaioFile(asyncio.get_running_loop(), fd)
+
+    async def fs(self, op: FsOp, path: str) -> None:
+        raise NotSupported(f"KAIO has no {op}")
+
+    def aligned_buffer(self, size: int) -> Buffer:
+        return self._kaio.aligned_buffer(size)
+
+    def stats(self) -> dict[str, Any] | None:
+        return snapshot_dict(asyncio.get_running_loop().kaio_stats())  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------
+# The contenders
+# ---------------------------------------------------------------------------------------
+
+
+class AsyncioContender(Contender):
+    """A contender run by ``asyncio.Runner(loop_factory=...)``."""
+
+    family = "asyncio"
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        provides: frozenset[str],
+        make_api: Callable[[str, frozenset[str]], AsyncioApi],
+        *,
+        module: str | None = None,
+        required_attrs: tuple[str, ...] = (),
+        distribution: str | None = None,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.provides = provides
+        self._make_api = make_api
+        self._module = module
+        self._required = required_attrs
+        self._distribution = distribution
+
+    def _import(self) -> ModuleType | None:
+        return importlib.import_module(self._module) if self._module else None
+
+    def _probe(self) -> Availability:
+        if self._module is None:
+            return Availability(True, version=f"Python {platform.python_version()}")
+        try:
+            mod = importlib.import_module(self._module)
+        except ImportError as exc:
+            return Availability(False, f"{self._module} is not installed ({exc})")
+        absent = [a for a in self._required if not hasattr(mod, a)]
+        dist = self._distribution or self._module.split(".")[0]
+        version = package_version(dist)
+        if absent:
+            return Availability(
+                False, f"{self._module} {version or ''} has no {', '.join(absent)} yet", version
+            )
+        return Availability(True, version=version)
+
+    def loop_factory(self, max_threads: int | None) -> LoopFactory | None:
+        """The loop factory for ``asyncio.Runner``; None is the default asyncio loop."""
+        return None
+
+    def _configure(self, loop: asyncio.AbstractEventLoop, max_threads: int | None) -> None:
+        """Apply ``max_threads`` to a loop whose offload goes through its default executor."""
+        if max_threads is not None:
+            loop.set_default_executor(ThreadPoolExecutor(max_workers=max_threads))
+
+    def run(
+        self, main: Main[T], *, max_threads: int | None = None, timeout: float | None = None
+    ) -> T:
+        async def wrapped() -> T:
+            self._configure(asyncio.get_running_loop(), max_threads)
+            api = self._make_api(self.name, self.provides)
+            if timeout is None:
+                return await main(api)
+            return await asyncio.wait_for(main(api), timeout)
+
+        with asyncio.Runner(loop_factory=self.loop_factory(max_threads)) as runner:
+            return runner.run(wrapped())
+
+
+class UvloopContender(AsyncioContender):
+    def loop_factory(self, max_threads: int | None) -> LoopFactory | None:
+        return cast(LoopFactory, importlib.import_module("uvloop").new_event_loop)
+
+
+class SysletContender(AsyncioContender):
+    """sysletloop; ``max_threads`` becomes its ``max_blocked`` option."""
+
+    def __init__(self, name: str, description: str, provides: frozenset[str], eager: bool) -> None:
+        super().__init__(
+            name,
+            description,
+            provides,
+            functools.partial(SysletApi, eager=eager),
+            module="sysletloop",
+            required_attrs=("new_event_loop", "call_eager" if eager else "call"),
+        )
+
+    def loop_factory(self, max_threads: int | None) -> LoopFactory | None:
+        new_event_loop = importlib.import_module("sysletloop").new_event_loop
+        if max_threads is None:
+            return cast(LoopFactory, new_event_loop)
+        return cast(LoopFactory, functools.partial(new_event_loop, max_blocked=max_threads))
+
+    def _configure(self, loop: asyncio.AbstractEventLoop, max_threads: int | None) -> None:
+        pass  # the cap is a loop option, set by loop_factory
+
+
+class KaioContender(AsyncioContender):
+    def loop_factory(self, max_threads: int | None) -> LoopFactory | None:
+        return cast(LoopFactory, importlib.import_module("sysletloop.kaio").new_event_loop)
+
+    def _configure(self, loop: asyncio.AbstractEventLoop, max_threads: int | None) -> None:
+        pass  # KAIO runs no threads
+
+
+INLINE = frozenset({CALL, FILE, FS, ECHO})
+GENERIC = INLINE | {IN_FLIGHT}
+
+
+def contenders() -> list[Contender]:
+    return [
+        AsyncioContender(
+            "asyncio-inline",
+            "stock asyncio, blocking calls made inline in the loop thread (do-nothing baseline)",
+            INLINE,
+            InlineApi,
+        ),
+        AsyncioContender(
+            "asyncio-to_thread",
+            "stock asyncio, asyncio.to_thread (default executor): the ratio baseline",
+            GENERIC,
+            ToThreadApi,
+        ),
+        UvloopContender(
+            "uvloop",
+            "uvloop, loop.run_in_executor(None, ...)",
+            GENERIC,
+            RunInExecutorApi,
+            module="uvloop",
+            required_attrs=("new_event_loop",),
+        ),
+        SysletContender(
+            "sysletloop", "sysletloop, await sysletloop.call(fn) (syslet-style)", GENERIC, False
+        ),
+        SysletContender(
+            "sysletloop-eager",
+            "sysletloop, await sysletloop.call_eager(fn) (runs in the task step)",
+            GENERIC,
+            True,
+        ),
+        KaioContender(
+            "kaio",
+            "the KAIO loop: Linux native AIO (io_submit) for file reads, writes and fsync",
+            frozenset({FILE, ECHO}),
+            KaioApi,
+            module="sysletloop.kaio",
+            required_attrs=("new_event_loop", "aligned_buffer"),
+            distribution="sysletloop",
+        ),
+        AsyncioContender(
+            "aiofiles",
+            "stock asyncio with aiofiles (file objects: seek + read; aiofiles.os)",
+            frozenset({FILE, FS}),
+            AiofilesApi,
+            module="aiofiles",
+        ),
+    ]

@@ -1,0 +1,267 @@
+"""Rendering a results document: the terminal table and ``report.md``.
+
+Both read only the saved JSON (``python -m benchmarks report DIR`` re-renders a past run).
+A cell is ``median [min-max]`` over the repeats, then the ratio to the baseline taken
+within the run (``x0.25``: a quarter of stock asyncio's value). Contenders that are
+missing, not applicable, unsupported or failed say so in the cell, never vanish.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+STATUS_TEXT = {"missing": "missing", "not_applicable": "n/a", "error": "error"}
+
+
+def fmt(x: float) -> str:
+    """3 significant digits, no exponent for the usual range."""
+    if x == 0 or not math.isfinite(x):
+        return str(x if math.isfinite(x) else "nan")
+    mag = abs(x)
+    if mag >= 1000:
+        return f"{x:,.0f}"
+    if mag >= 100:
+        return f"{x:.0f}"
+    if mag >= 10:
+        return f"{x:.1f}"
+    if mag >= 1:
+        return f"{x:.2f}"
+    if mag >= 0.01:
+        return f"{x:.3f}"
+    return f"{x:.2g}"
+
+
+def cell(result: Mapping[str, Any], case: str, metric: str, *, ratio: bool = True) -> str:
+    status = result.get("status", "ok")
+    c = result.get("cases", {}).get(case)
+    if c is None:
+        if status in STATUS_TEXT:
+            return STATUS_TEXT[status]
+        return "n/a"
+    if c.get("unsupported"):
+        return "unsupported"
+    m = c.get("metrics", {}).get(metric)
+    if m is None:
+        return "n/a"
+    text = f"{fmt(m['median'])} [{fmt(m['min'])}-{fmt(m['max'])}]"
+    if ratio and m.get("ratio"):
+        text += f" x{fmt(m['ratio']['median'])}"
+    if status == "error":
+        text += " (then error)"
+    return text
+
+
+def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return out
+
+
+def _headline(w: Mapping[str, Any]) -> list[tuple[str, str]]:
+    pairs = [(c, m) for c, m in w.get("headline", [])]
+    if pairs:
+        return pairs
+    first: Mapping[str, Any] = next(iter(w["results"].values()), {})
+    cases = list(first.get("cases", {}))
+    return [(cases[0], m) for m in w["metrics"]][:3] if cases else []
+
+
+def _metric_label(w: Mapping[str, Any], case: str, metric: str) -> str:
+    unit = w["metrics"].get(metric, {}).get("unit", "")
+    return f"{case} {metric} ({unit})" if unit else f"{case} {metric}"
+
+
+def terminal_table(doc: Mapping[str, Any]) -> str:
+    """Every workload's headline numbers, one row per contender."""
+    lines = [
+        f"sysletloop benchmarks: profile {doc['settings']['profile']}, "
+        f"{doc['settings']['repeat']} repeats, {doc['duration_s']:.0f} s; "
+        f"ratios (xN) against {doc['baseline']} within this run",
+        _machine_line(doc["machine"]),
+        "cells: median [min-max] over repeats, then xratio to the baseline",
+        "",
+    ]
+    for name, w in doc["workloads"].items():
+        lines.append(f"{w['number']}. {w['title']} ({w['paper']}) [{name}]")
+        pairs = _headline(w)
+        if name == "ops":
+            lines += _ops_grid(w)
+        else:
+            header = ["contender", *(_metric_label(w, c, m) for c, m in pairs)]
+            rows = [
+                [cname, *(cell(r, c, m) for c, m in pairs)] for cname, r in w["results"].items()
+            ]
+            lines += _grid(header, rows)
+        for cname, r in w["results"].items():
+            if r["status"] == "error":
+                lines.append(f"  ! {cname}: {r['error']}")
+        lines.append("")
+    missing = [(n, c["reason"]) for n, c in doc["contenders"].items() if c["status"] == "missing"]
+    for n, reason in missing:
+        lines.append(f"missing: {n}: {reason}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _ops_grid(w: Mapping[str, Any]) -> list[str]:
+    ops: list[str] = []
+    for r in w["results"].values():
+        ops += [op for op in r.get("cases", {}) if op not in ops]
+    header = ["contender", *ops]
+    rows = []
+    for cname, r in w["results"].items():
+        row = [cname]
+        for op in ops:
+            row.append(ops_verdict(r, op))
+        rows.append(row)
+    return _grid(header, rows)
+
+
+def ops_verdict(result: Mapping[str, Any], op: str) -> str:
+    status = result.get("status", "ok")
+    c = result.get("cases", {}).get(op)
+    if c is None:
+        return STATUS_TEXT.get(status, "n/a")
+    verdict = str(c.get("labels", {}).get("verdict", "?"))
+    gap = c.get("metrics", {}).get("max_gap_ms")
+    if verdict in ("blocks", "async") and gap:
+        return f"{verdict} {fmt(gap['median'])}ms"
+    return verdict
+
+
+def _machine_line(m: Mapping[str, Any]) -> str:
+    return (
+        f"machine: {m.get('cpu_count')} CPUs ({m.get('cpus_usable')} usable), "
+        f"{m.get('cpu_model')}, Linux {m.get('kernel')}, "
+        f"{m.get('python_implementation', 'Python')} {m.get('python')}"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# report.md
+# ---------------------------------------------------------------------------------------
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(v.replace("|", "/") for v in r) + " |" for r in rows]
+    return out
+
+
+def markdown(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The full report: machine, contenders, method, then each workload with its claim,
+    figures, every case and metric, reference numbers and errors."""
+    figures = figures or {}
+    m = doc["machine"]
+    s = doc["settings"]
+    out = [
+        "# sysletloop benchmarks",
+        "",
+        f"Run {doc['created']}, profile `{s['profile']}`, {s['repeat']} interleaved repeats"
+        f"{' after a warm-up' if s.get('warmup') else ''}, {doc['duration_s']:.0f} s. "
+        f"Command: `{' '.join(doc['argv']) or 'python -m benchmarks run'}`.",
+        "",
+        "Paper: Zach Brown, *Asynchronous System Calls: Genesis and Status*, Linux "
+        "Symposium 2007. Each section below names the claim it tests.",
+        "",
+        "## Machine",
+        "",
+        f"- CPUs: {m.get('cpu_count')} ({m.get('cpus_usable')} usable), {m.get('cpu_model')}",
+        f"- Memory: {m.get('mem_total_kib')} KiB",
+        f"- Kernel: {m.get('system')} {m.get('kernel')} ({m.get('arch')})",
+        f"- Python: {m.get('python_implementation')} {m.get('python')} "
+        f"({m.get('python_build')}), GIL {'on' if m.get('gil_enabled') else 'off'}",
+        f"- fio: {m.get('fio') or 'not installed'}",
+        "- Packages: "
+        + ", ".join(f"{k} {v or '(not installed)'}" for k, v in m.get("packages", {}).items()),
+        "",
+        "## Contenders",
+        "",
+    ]
+    rows = [
+        [n, c["status"], c.get("version") or "", c["description"], c.get("reason") or ""]
+        for n, c in doc["contenders"].items()
+    ]
+    out += _md_table(["contender", "status", "version", "what", "reason if missing"], rows)
+    out += [
+        "",
+        "## Method",
+        "",
+        "Every contender runs the same workload code through a small adapter. Each workload "
+        "gets a warm-up run per contender (discarded), then repeats interleaved across "
+        "contenders (A B C ..., A B C ...). A cell is the median over repeats with the "
+        f"min-max; `xN` is the ratio to `{doc['baseline']}` taken repeat by repeat (both "
+        "measured in the same repeat), then its median. For latencies and times lower is "
+        "better; for IOPS and throughput higher is better. `n/a`: the contender cannot run "
+        "this workload (e.g. KAIO runs no arbitrary callable); `missing`: not installed "
+        "here; `unsupported`: the contender has no such operation; `error`: it raised, the "
+        "text is below the table.",
+        "",
+    ]
+    for name, w in doc["workloads"].items():
+        out += _md_workload(name, w, figures.get(name, ()))
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _md_workload(name: str, w: Mapping[str, Any], figures: Sequence[str]) -> list[str]:
+    out = [
+        f"## {w['number']}. {w['title']} (`{name}`)",
+        "",
+        f"**Claim ({w['paper']}):** {w['claim']}.",
+        "",
+        "Parameters: " + ", ".join(f"`{k}={v}`" for k, v in w["params"].items()) + ".",
+        "",
+    ]
+    for fig in figures:
+        out += [f"![{w['title']}]({fig})", ""]
+    cases: list[str] = []
+    for r in w["results"].values():
+        cases += [c for c in r.get("cases", {}) if c not in cases]
+    if name == "ops":
+        out += [
+            "Verdict per operation, with the longest gap between the loop's 1 ms ticks while "
+            "it ran: `async` (the timer kept ticking), `blocks` (the gap was over 80% of the "
+            "operation's time and over 2 ms), `fast` (done in under 2 ms: too short to "
+            "tell), `unsupported` (the contender has no such operation):",
+            "",
+        ]
+        rows = [[n, *(ops_verdict(r, op) for op in cases)] for n, r in w["results"].items()]
+        out += _md_table(["contender", *cases], rows)
+        out.append("")
+    for case in cases:
+        metrics = list(w["metrics"])
+        header = ["contender", *(f"{m} ({w['metrics'][m]['unit']})" for m in metrics)]
+        rows = [[n, *(cell(r, case, mt) for mt in metrics)] for n, r in w["results"].items()]
+        out += [f"**{case}**", "", *_md_table(header, rows), ""]
+    if w.get("reference"):
+        out += ["Reference numbers (no loop), per repeat:", ""]
+        for case, ref in w["reference"].items():
+            items = ", ".join(
+                f"{k} {fmt(v['median'])} [{fmt(v['min'])}-{fmt(v['max'])}]" for k, v in ref.items()
+            )
+            out.append(f"- {case}: {items}")
+        out.append("")
+    out += _md_findings(name, w)
+    errors = [(n, r["error"]) for n, r in w["results"].items() if r["status"] == "error"]
+    if errors:
+        out += ["Errors:", ""]
+        out += [f"- `{n}`: {e}" for n, e in errors]
+        out.append("")
+    return out
+
+
+def _md_findings(name: str, w: Mapping[str, Any]) -> list[str]:
+    """Workload-specific reading aids computed from the numbers (no judgement added)."""
+    if name != "hashing":
+        return []
+    lines = ["Overlap target (wall <= 1.15 x max(read-only, hash-only)):", ""]
+    for cname, r in w["results"].items():
+        for case in ("cold", "warm"):
+            m = r.get("cases", {}).get(case, {}).get("metrics", {}).get("overlap")
+            if m:
+                verdict = "meets" if m["median"] <= 1.15 else "misses"
+                lines.append(f"- {cname}, {case}: {fmt(m['median'])} ({verdict} the target)")
+    return [*lines, ""]

@@ -1,0 +1,32 @@
+"""The workloads, in the issue's order (1-8); each names the paper's claim it tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.workloads.base import Workload
+from benchmarks.workloads.blocked_cost import BlockedCost
+from benchmarks.workloads.cheap_calls import CheapCalls
+from benchmarks.workloads.echo import Echo
+from benchmarks.workloads.hashing import Hashing
+from benchmarks.workloads.kaio_submit import KaioSubmit
+from benchmarks.workloads.ops import Ops
+from benchmarks.workloads.random_reads import RandomReads
+from benchmarks.workloads.timer_lag import TimerLag
+
+
+def all_workloads() -> list[Workload[Any]]:
+    return [
+        Hashing(),
+        CheapCalls(),
+        RandomReads(),
+        Echo(),
+        BlockedCost(),
+        KaioSubmit(),
+        Ops(),
+        TimerLag(),
+    ]
+
+
+def workload_names() -> list[str]:
+    return [w.name for w in all_workloads()]

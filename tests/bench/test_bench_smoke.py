@@ -1,0 +1,56 @@
+"""End to end: every workload, for a fraction of a second, on every contender installed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks import cli
+from benchmarks.contenders import all_contenders
+from benchmarks.runner import Settings, run
+from benchmarks.schema import validate
+from benchmarks.workloads import all_workloads
+
+from .conftest import ROOT
+
+
+def test_every_workload_on_every_installed_contender(tmp_path: Path) -> None:
+    # scratch: the runner's default (/var/tmp), not tmp_path, which may be on tmpfs where
+    # O_DIRECT (random_reads, kaio_submit) is refused
+    doc = run(Settings(profile="smoke", repeat=1), str(tmp_path / "out"))
+    assert validate(doc) == []
+    assert list(doc["workloads"]) == [w.name for w in all_workloads()]
+    workloads = {w.name: w for w in all_workloads()}
+    for c in all_contenders():
+        available = c.probe().available
+        assert doc["contenders"][c.name]["status"] == ("available" if available else "missing")
+        for wname, w in doc["workloads"].items():
+            r = w["results"][c.name]
+            if not available:
+                assert r["status"] == "missing"
+            elif not workloads[wname].applies_to(c):
+                assert r["status"] == "not_applicable"
+            else:
+                assert r["status"] == "ok", (
+                    f"{wname} on {c.name}: {r['error']}\n{r.get('traceback')}"
+                )
+                assert r["cases"], f"{wname} on {c.name}: no case measured"
+    table = cli.render(doc, str(tmp_path / "out"), with_plots=False)
+    assert "1. File hashing" in table and "8. Timer lag" in table
+
+
+def test_cli_list_runs_as_a_module() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "asyncio-to_thread" in out.stdout and "timer_lag" in out.stdout
+
+
+def test_cli_rejects_unknown_names(tmp_path: Path) -> None:
+    assert cli.main(["run", "--smoke", "--loops", "nope", "--out", str(tmp_path)]) == 2
