@@ -40,6 +40,7 @@ call, ~15-20 us of CPU each on a small VM, more than the call being watched); si
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -50,6 +51,7 @@ from ._timerslack import reduce_timer_slack
 __all__ = ["PythonWatchdog"]
 
 _monotonic = time.monotonic
+logger = logging.getLogger("sysletloop")
 
 
 class PythonWatchdog:
@@ -139,4 +141,8 @@ class PythonWatchdog:
                         continue
                     cond.wait(timeout)
                     self._wake_at = 0.0  # awake: about to look, no kick needed
-            self._on_overdue(overdue)
+            try:
+                self._on_overdue(overdue)
+            except Exception:
+                # A bug in the callback must not end the watchdog: report it, go on.
+                logger.exception("sysletloop watchdog: on_overdue(%r) failed", overdue)
