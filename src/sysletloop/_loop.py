@@ -70,8 +70,22 @@ Eager calls and taking the loop back (``call_eager``):
 Where this departs from stock asyncio, on purpose: a blocking callable runs in the
 loop's thread when it does not block, and in whichever thread was the owner when it did;
 ``run_forever`` may return only when its calling thread is free again (its own inline
-call returned). See docs/design for the rejected alternatives (an eager call inside the
-task step; a watchdog that runs the loop itself; parking the home thread from the start).
+call returned), as stock asyncio's cannot return in the middle of a blocking callback.
+
+Rejected alternatives
+    * Running the call inside the task step by default (what ``call_eager`` does): it
+      cannot give ``run_in_executor`` its future, and it needs the take-back protocol
+      above, so it is opt-in.
+    * The watchdog thread becoming the owner itself (it is awake and holds the GIL when
+      it claims): it saves one thread wake-up per migration but leaves no watchdog while
+      a replacement starts; a parked spare costs one futex wake instead.
+    * The home thread handing the loop to a worker at once and only waiting: no call
+      would ever run inline in the caller's thread (a hop on every ``run_forever``), and
+      the syslet promise is that nothing moves unless something blocks.
+    * A lock around "is this call still inline?": two lock operations per call on the
+      fast path where one atomic ``list.pop`` decides the same race.
+    * Sending every call to a pool, with the loop merely not waiting: that is
+      ``to_thread`` (45-130 us a call here), the cost this loop exists to remove.
 """
 
 from __future__ import annotations
