@@ -29,9 +29,9 @@ __all__ = ["Watchdog", "make_watchdog", "watchdog_kind"]
 
 
 class Watchdog(Protocol):
-    kind: str
-
-    def arm(self, token: object) -> float: ...
+    @property
+    def kind(self) -> str: ...
+    def arm(self, token: object, /) -> float: ...
     def disarm(self) -> None: ...
     def close(self) -> None: ...
     def is_alive(self) -> bool: ...
@@ -44,7 +44,7 @@ WatchdogFactory = Callable[..., Watchdog]
 
 def _c_factory() -> WatchdogFactory | None:
     try:
-        from . import _cwatchdog  # type: ignore[attr-defined]
+        from . import _cwatchdog
     except ImportError:
         return None
     factory: WatchdogFactory = _cwatchdog.Watchdog
