@@ -13,6 +13,9 @@ Two sides of the choice of ``block_threshold``:
    hand-off; we report the loop's timer lag (p50/p99/max), and the watchdog thread's CPU
    while 10,000 non-blocking calls a second run (the watchdog polls once per threshold
    while calls come).
+3. The hand-over, end to end, for each watchdog: from the moment a call starts (and
+   blocks in ``time.sleep``) to the moment another task runs on the loop's new thread,
+   minus the threshold. This is what the syslet promise costs when a call does block.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import socket
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -130,6 +134,52 @@ async def _lag_and_cpu(blocking: int, seconds: float) -> dict[str, float]:
     }
 
 
+async def _handover_samples(samples: int, threshold: float) -> list[float]:
+    out = []
+    for _ in range(samples):
+        started = [0.0]
+
+        def blocker(started: list[float] = started) -> None:
+            started[0] = time.monotonic()
+            time.sleep(0.005)
+
+        async def watcher(home: int = threading.get_ident()) -> float:
+            while threading.get_ident() == home:
+                await asyncio.sleep(0)
+            return time.monotonic()
+
+        call = asyncio.ensure_future(sysletloop.call(blocker))
+        moved_at = await watcher()
+        await call
+        out.append(moved_at - started[0] - threshold)
+    return out
+
+
+def handover_latency(samples: int) -> dict[str, dict[str, float]]:
+    """Call start -> another task running on the loop's new thread, minus the threshold."""
+    out = {}
+    threshold = 0.001
+    for kind in ("python", "c"):
+        os.environ["SYSLETLOOP_WATCHDOG"] = kind
+        try:
+            lat = sysletloop.run(
+                _handover_samples(samples, threshold),
+                block_threshold=threshold,
+                predict_blocking=False,
+            )
+        except ImportError as exc:
+            out[kind] = {"error": str(exc)}  # type: ignore[dict-item]
+            continue
+        finally:
+            os.environ.pop("SYSLETLOOP_WATCHDOG", None)
+        out[kind] = {
+            "p50_us": percentile(lat, 50) * 1e6,
+            "p90_us": percentile(lat, 90) * 1e6,
+            "p99_us": percentile(lat, 99) * 1e6,
+        }
+    return out
+
+
 def threshold_costs(blocking: int, seconds: float) -> dict[str, dict[str, float]]:
     out = {}
     for ms in THRESHOLDS_MS:
@@ -150,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "non_blocking_calls": non_blocking_call_times(n),
         "thresholds": threshold_costs(10 if args.quick else 20, seconds),
+        "handover": handover_latency(50 if args.quick else 200),
     }
     print(f"Calls that do not block, called directly ({n} each), us:")
     print(f"  {'call':<24}{'p50':>8}{'p99':>8}{'p99.9':>8}{'max':>9}")
@@ -169,6 +220,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['calls_per_s']:>9.0f}{r['watchdog_cpu_busy_pct']:>10.2f}"
             f"{r['watchdog_cpu_idle_pct']:>10.3f}"
         )
+    print("Hand-over, call start -> loop running on a new thread, minus the 1 ms threshold:")
+    for kind, r in results["handover"].items():
+        if "error" in r:
+            print(f"  {kind:<8} {r['error']}")
+        else:
+            print(
+                f"  {kind:<8} p50 {r['p50_us']:7.0f} us   p90 {r['p90_us']:7.0f} us"
+                f"   p99 {r['p99_us']:7.0f} us"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
