@@ -83,13 +83,7 @@ class ThreadCache:
     def submit(self, job: Job) -> None:
         """Run ``job`` on an idle worker, or on a new one if none is idle."""
         with self._lock:
-            if self._closed:
-                raise RuntimeError("thread cache is closed")
-            if self._idle:
-                slot = self._idle.pop()
-                self.reused += 1
-                slot.job = job
-                slot.wakeup.release()
+            if self._hand_to_idle(job):
                 return
         self._start(job)
 
@@ -97,13 +91,7 @@ class ThreadCache:
         """Run ``job`` on an idle worker, or on the next worker free; never waits for a
         thread to start."""
         with self._lock:
-            if self._closed:
-                raise RuntimeError("thread cache is closed")
-            if self._idle:
-                slot = self._idle.pop()
-                self.reused += 1
-                slot.job = job
-                slot.wakeup.release()
+            if self._hand_to_idle(job):
                 return
             self._backlog.append(job)
             if self._starter is None:
@@ -116,6 +104,18 @@ class ThreadCache:
                 self._wanted.notify()
         if start_starter:
             self._starter.start()  # once per cache: after this, starting is its job
+
+    def _hand_to_idle(self, job: Job) -> bool:
+        """Under ``_lock``: give ``job`` to the most recently idle worker, if any."""
+        if self._closed:
+            raise RuntimeError("thread cache is closed")
+        if not self._idle:
+            return False
+        slot = self._idle.pop()
+        self.reused += 1
+        slot.job = job
+        slot.wakeup.release()
+        return True
 
     def ensure_spare(self) -> None:
         """Make sure one worker is idle, starting one if needed (blocks while it starts)."""
