@@ -198,7 +198,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._eager_outstanding = 0  # eager calls claimed and not yet taken back
         self._profiles = ProfileTable()
         self._nowait = NowaitReads()
-        # Counters. Owner-only: the first four. Under _own_lock: the rest.
+        # Counters written by the owner only:
         self._inline_completions = 0
         self._completions_drained = 0
         self._queued_over_cap = 0
@@ -208,6 +208,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._nowait_would_block = 0
         self._eager_completions = 0
         self._eager_blocked = 0
+        # Counters written under _own_lock (the watchdog's claim writes them too):
         self._migrations = 0
         self._blocked_total = 0
         self._blocked_drained = 0
