@@ -6,16 +6,15 @@ import asyncio
 import functools
 import types
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from ._loop import SysletEventLoop, _check_blocking_callable
+from ._loop import SEND_AWAY, SysletEventLoop, _check_blocking_callable
 
 __all__ = ["call", "call_eager"]
 
 T = TypeVar("T")
 
 _get_running_loop = asyncio.get_running_loop
-_current_task = asyncio.current_task
 _CoroutineType = types.CoroutineType
 
 
@@ -47,20 +46,27 @@ async def call_eager(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     Differences from :func:`call`: ``fn`` runs in the task's own context (like any
     function the coroutine calls), sees the running loop, is not counted against
     ``max_blocked``, and cannot be interrupted by cancellation while it runs (the
-    cancellation lands at the task's next ``await``). On other event loops it falls
-    back to ``asyncio.to_thread``.
+    cancellation lands at the task's next ``await``). A callable the blocking predictor
+    has seen block (or run slow) lately is not run in the step: it takes
+    :func:`call`'s path instead (in a copy of the context, suspending the task), until
+    the predictor forgets it. On other event loops it falls back to
+    ``asyncio.to_thread``.
     """
     loop = _get_running_loop()
-    if isinstance(loop, SysletEventLoop) and _current_task(loop) is not None:
+    if isinstance(loop, SysletEventLoop):
         if not callable(fn):
             _check_blocking_callable(fn, "call_eager")
         result = loop.call_eager(fn, args, kwargs)
+        if result is SEND_AWAY:
+            # Predicted to block (it blocked, or ran slow, lately): run it syslet-style,
+            # suspending this task, rather than stall the loop inside the step.
+            return await loop.syslet_call(fn, *args, **kwargs)
         if type(result) is _CoroutineType:
-            cast("types.CoroutineType[Any, Any, Any]", result).close()
+            result.close()
             raise TypeError(
                 f"call_eager() runs blocking callables; {fn!r} returned a coroutine "
                 "(await it instead)"
             )
-        return result
+        return result  # type: ignore[return-value]  # not SEND_AWAY: fn's own result
     _check_blocking_callable(fn, "call_eager")
     return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))

@@ -57,10 +57,11 @@ Eager calls and taking the loop back (``call_eager``):
     suspension. If it blocks, the claim works as above, except that the blocked thread
     is in the middle of a task step: the coroutine above ``fn`` must not go on until
     that thread owns the loop again. So, when ``fn`` returns, the thread files a *steal
-    request* and waits. The current owner grants it at its next check point (before an
-    iteration, after each handle, between inline calls, before finishing a run): under
-    ``_own_lock`` it bumps the epoch and sets ``_thread_id``, installs the requester's
-    ``_owner_state``, lets go of its own thread state, then releases the requester.
+    request*, queues a grant handle (``call_soon_threadsafe``) and waits. The current
+    owner grants it when that handle's turn comes (or when it is about to end the run):
+    under ``_own_lock`` it bumps the epoch and sets ``_thread_id``, installs the
+    requester's ``_owner_state``, lets go of its own thread state, then releases the
+    requester; after the handle it sees it is no longer the owner and steps out.
     The requester re-enters its task (``_enter_task``: the new owner had taken it out
     of asyncio's current-task table, keyed by loop, so that it could run other tasks)
     and finishes its step; at the end of that handle it sees the epoch moved while it
@@ -113,7 +114,14 @@ from ._callrecord import CallRecord
 from ._home import HomeRun
 from ._nowait import WOULD_BLOCK, NowaitReads, positional_read
 from ._options import LoopOptions
-from ._profile import WARN_AFTER_MIGRATIONS, CallableStats, ProfileTable
+from ._profile import (
+    MAX_PROFILES,
+    SLOW_CALL,
+    WARN_AFTER_MIGRATIONS,
+    CallableStats,
+    Profile,
+    ProfileTable,
+)
 from ._ring import CompletionRing
 from ._stats import SysletStats
 from ._threadcache import ThreadCache
@@ -197,6 +205,9 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._steal_filed = threading.Condition(self._own_lock)
         self._eager_outstanding = 0  # eager calls claimed and not yet taken back
         self._profiles = ProfileTable()
+        self._eager_profiles: dict[object, Profile] = {}
+        # Tasks of eager calls that blocked, by id of their cell, until taken back.
+        self._interrupted_tasks: dict[int, asyncio.Task[Any] | None] = {}
         self._nowait = NowaitReads()
         # Counters written by the owner only:
         self._inline_completions = 0
@@ -208,6 +219,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._nowait_would_block = 0
         self._eager_completions = 0
         self._eager_blocked = 0
+        self._eager_redirected = 0
         # Counters written under _own_lock (the watchdog's claim writes them too):
         self._migrations = 0
         self._blocked_total = 0
@@ -256,6 +268,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             nowait_would_block=self._nowait_would_block,
             eager_completions=self._eager_completions,
             eager_blocked=self._eager_blocked,
+            eager_redirected=self._eager_redirected,
             watchdog=watchdog.kind if watchdog else watchdog_kind(),
         )
 
@@ -482,9 +495,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         """One iteration: poll, collect finished calls, run due timers and ready
         handles, then run pending calls inline. False if this thread was deposed."""
         epoch = self._epoch
-        if self._steal_requests:
-            self._grant_steal()
-            return False
+        state = self._owner_state
         scheduled = self._scheduled
         count = len(scheduled)
         if (
@@ -554,12 +565,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             else:
                 handle._run()
             if self._epoch != epoch:
-                # Only an eager call can lose the loop inside a handle, and its thread
-                # gets here only once it owns the loop again: start a fresh iteration.
-                return True
-            if self._steal_requests:
-                self._grant_steal()
-                return False
+                # The loop changed hands inside this handle: it was an eager call that
+                # blocked (this thread got here only once it owned the loop again: start
+                # a fresh iteration), or the grant of a take-back (not ours any more).
+                return self._owner_state is state
         handle = None
         return self._run_pending_calls()
 
@@ -597,9 +606,6 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         pending = self._pending
         cap = self._syslet_options.max_blocked
         while pending:
-            if self._steal_requests:
-                self._grant_steal()
-                return False
             # Only the owner's own inline call can be claimed, so the count is stable.
             if self._blocked_total - self._blocked_drained >= cap:
                 fresh = len(pending) - self._pending_counted_over_cap
@@ -780,7 +786,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._epoch += 1
             epoch = self._epoch
             self._migrations += 1
-            if type(token) is _EagerCall:
+            if type(token) is not CallRecord:  # an eager call's cell holds its fn
                 self._eager_outstanding += 1
             else:  # an eager call posts nothing to the ring; a CallRecord will
                 self._blocked_total += 1
@@ -789,10 +795,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                     self._peak_blocked = in_flight
         threads = self._threads
         assert threads is not None
-        threads.submit(functools.partial(self._own_from, epoch, token))
+        threads.submit(functools.partial(self._own_from, epoch, token, id(cell)))
         threads.ensure_spare()
 
-    def _own_from(self, epoch: int, claimed: object) -> None:
+    def _own_from(self, epoch: int, claimed: object, cell_id: int) -> None:
         """Worker thread: become the owner of ``epoch`` (taken from the thread running
         the ``claimed`` call) and run the loop until it stops or this thread is deposed
         in turn."""
@@ -804,15 +810,17 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._thread_id = threading.get_ident()
         self._owner_state = state
         state.enter()
-        if isinstance(claimed, CallRecord):
+        if type(claimed) is CallRecord:
             self._note_migration(claimed)
-        elif isinstance(claimed, _EagerCall):
+        else:  # an eager call: ``claimed`` is its fn
+            self._eager_profile(claimed).note_migration()
             # The blocked thread is inside a task step: take its task out of asyncio's
             # current-task table so this thread can run others; it puts it back when it
             # has the loop again.
-            claimed.task = asyncio.current_task(self)
-            if claimed.task is not None:
-                _leave_task(self, claimed.task)
+            task = asyncio.current_task(self)
+            self._interrupted_tasks[cell_id] = task
+            if task is not None:
+                _leave_task(self, task)
         try:
             if not self._drive(resume=True):
                 return  # deposed (suspended around its call), or handed over
@@ -840,17 +848,23 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
 
     # ------------------------------------------------------------ eager calls
 
-    def call_eager(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    def call_eager(
+        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T | object:
         """Run ``fn`` now, inside the current task step (see :func:`sysletloop.call_eager`).
-        Must be called by the loop's owner, from a task."""
+        Must be called by the loop's owner, from a task. Returns ``SEND_AWAY`` instead
+        when the predictor says ``fn`` blocks: the caller then takes the syslet path."""
+        profile = self._eager_profiles.get(fn)
+        if profile is not None and profile.last_blocked and self._syslet_options.predict_blocking:
+            self._eager_redirected += 1
+            return SEND_AWAY
         watchdog = self._watchdog
         if watchdog is None:
             watchdog = self._start_threads()
         state = self._owner_state
-        token = _EagerCall()
-        cell: list[object] = [token]
+        cell: list[object] = [fn]  # an eager cell holds fn itself (no CallRecord)
         self._inline = cell
-        watchdog.arm(cell)
+        started = watchdog.arm(cell)
         try:
             return fn(*args, **kwargs)
         finally:
@@ -858,20 +872,36 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 cell.pop()
             except IndexError:  # claimed while fn ran: wait for the loop to come back
                 assert state is not None
-                self._take_back(token, state)
+                self._take_back(cell, state)
             else:
                 self._inline = None
                 watchdog.disarm()
                 self._eager_completions += 1
+                elapsed = time.monotonic() - started
+                if profile is not None or elapsed >= SLOW_CALL:
+                    self._eager_profile(fn).note_inline(elapsed)
 
-    def _take_back(self, token: _EagerCall, state: OwnerThreadState) -> None:
+    def _eager_profile(self, fn: object) -> Profile:
+        """The profile of an eager callable, cached by identity: the fast path pays one
+        dict lookup, and only callables seen slow or blocking are in the cache."""
+        profile = self._eager_profiles.get(fn)
+        if profile is None:
+            if len(self._eager_profiles) >= MAX_PROFILES:
+                self._eager_profiles.clear()
+            profile = self._eager_profiles[fn] = self._profiles.get(fn)
+        return profile
+
+    def _take_back(self, cell: list[object], state: OwnerThreadState) -> None:
         """This thread's eager call blocked and has now returned: wait until the current
         owner hands the loop back, then re-enter the task it was running."""
         request = _StealRequest(threading.get_ident(), state)
         with self._steal_filed:
             self._steal_requests.append(request)
             self._steal_filed.notify()
-        self._write_to_self()
+        # The grant waits its turn in the ready queue like any other continuation, so a
+        # stream of take-backs cannot starve timers and I/O (granting before each poll
+        # did: the loop ping-ponged between eager callers and never polled).
+        self.call_soon_threadsafe(self._grant_queued_steal)
         interrupt: BaseException | None = None
         while True:
             try:
@@ -881,13 +911,20 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 interrupt = exc
                 self._request_stop()
         self._eager_blocked += 1
-        if token.task is not None:
-            _enter_task(self, token.task)
+        task = self._interrupted_tasks.pop(id(cell))
+        if task is not None:
+            _enter_task(self, task)
         if interrupt is not None:
             try:
                 raise interrupt  # now as the owner, as stock asyncio would raise it
             finally:
                 interrupt = None
+
+    def _grant_queued_steal(self) -> None:
+        """Handle: the turn of a thread waiting to take the loop back (if it still waits:
+        the end of a run may have granted it already)."""
+        if self._steal_requests:
+            self._grant_steal()
 
     def _grant_steal(self) -> None:
         """Owner: give the loop to the oldest thread waiting to take it back."""
@@ -981,13 +1018,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._inline = None
 
 
-class _EagerCall:
-    """The watchdog's token for an eager call; remembers the task it interrupted."""
-
-    __slots__ = ("task",)
-
-    def __init__(self) -> None:
-        self.task: asyncio.Task[Any] | None = None
+SEND_AWAY = object()  # call_eager's answer for "predicted to block: use the syslet path"
 
 
 class _StealRequest:

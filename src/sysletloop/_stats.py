@@ -40,6 +40,8 @@ class SysletStats:
         Eager calls (``call_eager``) that returned within the threshold.
     ``eager_blocked``
         Eager calls that blocked: the loop moved on, and the task took it back after.
+    ``eager_redirected``
+        Eager calls the blocking predictor sent down :func:`call`'s path instead.
     ``watchdog``
         Which watchdog detects blocking: ``"c"`` (the extension) or ``"python"``.
     """
@@ -58,4 +60,5 @@ class SysletStats:
     nowait_would_block: int
     eager_completions: int
     eager_blocked: int
+    eager_redirected: int
     watchdog: str

@@ -177,3 +177,22 @@ async def test_call_eager_rejects_bad_input() -> None:
 
     with pytest.raises(TypeError, match="returned a coroutine"):
         await sysletloop.call_eager(coro_fn)
+
+
+def test_an_eager_callable_that_blocks_is_redirected_next_time() -> None:
+    def naps() -> int:
+        time.sleep(0.01)
+        return threading.get_ident()
+
+    async def main() -> None:
+        loop = this_loop()
+        await sysletloop.call_eager(naps)  # blocks in the step: the loop moves
+        owner = threading.get_ident()
+        assert loop.syslet_stats().eager_blocked == 1
+        ran_on = await sysletloop.call_eager(naps)  # predicted: sent to a spare
+        assert ran_on != owner
+        assert threading.get_ident() == owner  # the loop stayed where it was
+        stats = loop.syslet_stats()
+        assert (stats.eager_redirected, stats.migrations) == (1, 1)
+
+    sysletloop.run(main())

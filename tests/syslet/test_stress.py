@@ -107,10 +107,10 @@ async def _mixed_calls(kinds: list[str], concurrency: int) -> None:
     assert all(ran[i] == 1 for i in must_run)
     # ...and the loop accounted for each exactly once.
     eager = sum(k.startswith("eager") for k in kinds)
-    assert stats.eager_completions + stats.eager_blocked == eager
+    assert stats.eager_completions + stats.eager_blocked + stats.eager_redirected == eager
     assert (
         stats.inline_completions + stats.completions_drained + stats.cancelled_before_start
-        == len(kinds) - eager
+        == len(kinds) - eager + stats.eager_redirected
     )
     assert stats.cancelled_before_start + len(ran) == len(kinds)
 
