@@ -46,7 +46,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._timerslack import reduce_timer_slack
+from ._timerslack import _prctl, reduce_timer_slack
+
+_prctl()  # look libc up now, not in the watchdog's thread while it should be watching
 
 __all__ = ["PythonWatchdog"]
 
