@@ -178,12 +178,20 @@ def run_fio_random_reads(
     report = json.loads(done.stdout[done.stdout.index("{") :])
     read = report["jobs"][0]["read"]
     runtime_s = read["runtime"] / 1000
+    # fio's completion latency percentiles (ns), as the harness reports p50/p99 in us.
+    percentiles = read.get("clat_ns", {}).get("percentile", {})
+    latency = {
+        f"p{q}_us": percentiles[key] / 1000
+        for q, key in (("50", "50.000000"), ("99", "99.000000"))
+        if key in percentiles
+    }
     return {
         "engine": "fio-libaio",
         "depth": depth,
         "seconds": runtime_s,
         "ios": read["total_ios"],
         "iops": read["iops"],
+        **latency,
         "fio_version": report.get("fio version"),
         "command": " ".join(cmd),
     }
