@@ -344,11 +344,7 @@ class KaioEventLoop(asyncio.SelectorEventLoop):
             "aio_preadinto", _abi.IOCB_CMD_PREAD, fd, offset, pin_writable(buffer)
         )
         nbytes = op.nbytes
-        try:
-            n = await op.future
-        except asyncio.CancelledError:
-            self._kaio_abandon(op)
-            raise
+        n = await self._kaio_wait(op)
         if exact and n != nbytes:
             with memoryview(buffer) as view, view.cast("B") as flat:
                 data = bytes(flat[:n])
@@ -371,11 +367,7 @@ class KaioEventLoop(asyncio.SelectorEventLoop):
         _check_range(0, offset)
         op = self._kaio_enqueue("aio_pwrite", _abi.IOCB_CMD_PWRITE, fd, offset, pin_readable(data))
         nbytes = op.nbytes
-        try:
-            n = await op.future
-        except asyncio.CancelledError:
-            self._kaio_abandon(op)
-            raise
+        n = await self._kaio_wait(op)
         if exact and n != nbytes:
             raise KaioShortWriteError(
                 f"aio_pwrite(fd={fd}, nbytes={nbytes}, offset={offset}): short write, "
@@ -415,12 +407,12 @@ class KaioEventLoop(asyncio.SelectorEventLoop):
         pinned: Pinned | None,
         address: int = 0,
     ) -> _Op:
-        """Queue an op; the caller awaits ``op.future`` and abandons the op if cancelled.
+        """Queue an op; the caller awaits it with ``_kaio_wait`` (which abandons the op if
+        the caller is cancelled).
 
         Callers pass *pinned* straight from ``pin_*()`` and keep no reference to it: the op
         is its only holder, so a traceback kept by a cancelled caller cannot keep the
-        buffer pinned after the op is done. (The awaiting is inlined in each public method
-        rather than put in a helper coroutine: one coroutine frame less per op.)
+        buffer pinned after the op is done.
         """
         if self._kaio_closing or self.is_closed():
             raise KaioClosedError(f"{name}: the KAIO event loop is closed")
