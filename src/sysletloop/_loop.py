@@ -63,7 +63,9 @@ Eager calls and taking the loop back (``call_eager``):
     requester's ``_owner_state``, lets go of its own thread state, then releases the
     requester; after the handle it sees it is no longer the owner and steps out.
     The requester re-enters its task (``_enter_task``: the new owner had taken it out
-    of asyncio's current-task table, keyed by loop, so that it could run other tasks)
+    of asyncio's current-task table, keyed by loop, so that it could run other tasks,
+    and left it in ``_interrupted_tasks`` before running anything; the grant, a lock
+    release, orders that write before the requester's read)
     and finishes its step; at the end of that handle it sees the epoch moved while it
     owns the loop again, and starts a fresh iteration. A run never ends while a steal
     request is pending: the last owner hands over instead, and the requester ends it.

@@ -32,6 +32,7 @@ def test_close_with_a_call_in_flight_returns_at_once_and_nothing_leaks() -> None
     loop = sysletloop.new_event_loop()
     _leave_a_call_blocked(loop, gate)
     assert loop.syslet_stats().blocked_in_flight == 1
+    assert loop.syslet_threads()  # at least the thread blocked in the call
     t0 = time.monotonic()
     loop.close()
     close_took = time.monotonic() - t0
@@ -39,6 +40,7 @@ def test_close_with_a_call_in_flight_returns_at_once_and_nothing_leaks() -> None
     assert close_took < 10  # generous: it must not wait for the call (which waits 60 s)
     gate.release.set()
     assert wait_until(lambda: not loop_threads())
+    assert loop.syslet_threads() == []
     assert open_fds() <= fds_before
 
 
