@@ -49,7 +49,7 @@ def test_call_gather_sleep_and_files(contender: Contender, tmp_path: Path) -> No
         order: list[int] = []
 
         async def item(i: int) -> int:
-            await api.sleep(0.001 * (3 - i))
+            await api.sleep(0.02 * (3 - i))  # 20 ms apart: ordered even on a loaded machine
             order.append(i)
             return i * 10
 
