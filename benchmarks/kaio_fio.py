@@ -93,15 +93,16 @@ def run_kaio_random_reads(
     async def main(loop: kaio.KaioEventLoop) -> dict[str, Any]:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
         ios = [0] * depth
+        # Offsets and buffers are made before the clock starts, as fio draws its offsets in
+        # C: the loop is measured, not Python's random module (2 M randrange calls at depth
+        # 32 would otherwise eat most of a second of the timed window).
+        offsets_of = [_random_offsets(seed * 1000 + i, nblocks, block_size) for i in range(depth)]
+        buffers = [kaio.aligned_buffer(block_size) for _ in range(depth)]
         try:
             deadline = loop.time() + seconds
 
             async def worker(index: int) -> None:
-                # Offsets drawn up front, as fio draws them in C: the loop is measured,
-                # not Python's random module.
-                rng = random.Random(seed * 1000 + index)
-                offsets = [rng.randrange(nblocks) * block_size for _ in range(OFFSETS_PER_WORKER)]
-                buffer = kaio.aligned_buffer(block_size)
+                offsets, buffer = offsets_of[index], buffers[index]
                 read = loop.aio_preadinto
                 done = 0
                 while loop.time() < deadline:
@@ -136,6 +137,11 @@ def run_kaio_random_reads(
         loop = r.get_loop()
         assert isinstance(loop, kaio.KaioEventLoop)
         return r.run(main(loop))
+
+
+def _random_offsets(seed: int, nblocks: int, block_size: int) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randrange(nblocks) * block_size for _ in range(OFFSETS_PER_WORKER)]
 
 
 # ---- fio ---------------------------------------------------------------------------------
