@@ -97,6 +97,40 @@ def test_one_io_submit_per_iteration(backend: str, tmp_path: Path, fds: list[int
     run(main, backend=backend, ring_size=64)
 
 
+def test_harvest_batch_bounds_what_one_iteration_resolves(
+    backend: str, tmp_path: Path, fds: list[int]
+) -> None:
+    """32 buffered reads finish inside one io_submit; with harvest_batch=5 the loop reaps
+    them 5 at a time (each task sees the completed count of its own harvest) and still
+    resolves all of them: the eventfd is re-armed while events wait in the ring."""
+    fd = open_file(tmp_path / "h.dat", direct=False, size=32 * BLOCK)
+    fds.append(fd)
+    for i in range(32):
+        os.pwrite(fd, bytes([i + 1]) * BLOCK, i * BLOCK)
+
+    async def main(loop: kaio.KaioEventLoop) -> list[int]:
+        async def read(i: int) -> int:
+            data = await loop.aio_pread(fd, BLOCK, i * BLOCK)
+            assert data == bytes([i + 1]) * BLOCK
+            return loop.kaio_stats().completed
+
+        seen = await asyncio.wait_for(asyncio.gather(*(read(i) for i in range(32))), 10)
+        assert loop.kaio_stats().submit_calls == 1
+        return seen
+
+    seen = run(main, backend=backend, harvest_batch=5)
+    assert seen == [min(32, 5 * (i // 5 + 1)) for i in range(32)]
+    assert run(main, backend=backend) == [min(32, 8 * (i // 8 + 1)) for i in range(32)]
+    assert run(main, backend=backend, harvest_batch=32) == [32] * 32
+
+
+@pytest.mark.parametrize("option", ["ring_size", "harvest_batch"])
+@pytest.mark.parametrize("value", [0, -1, True, 2.0, "8"])
+def test_bad_loop_options_are_refused(option: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"{option} must be a positive int, got {value!r}"):
+        kaio.new_event_loop(**{option: value})  # type: ignore[arg-type]
+
+
 def test_full_ring_waits_in_fifo_order(backend: str, tmp_path: Path, fds: list[int]) -> None:
     fd = open_file(tmp_path / "f.dat", direct=False, size=0)
     fds.append(fd)

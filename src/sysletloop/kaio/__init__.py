@@ -49,10 +49,16 @@ from sysletloop.kaio._errors import (
     KaioShortWriteError,
     KaioUnsupportedError,
 )
-from sysletloop.kaio._loop import DEFAULT_RING_SIZE, KaioEventLoop, new_event_loop
+from sysletloop.kaio._loop import (
+    DEFAULT_HARVEST_BATCH,
+    DEFAULT_RING_SIZE,
+    KaioEventLoop,
+    new_event_loop,
+)
 from sysletloop.kaio._stats import KaioStats
 
 __all__ = [
+    "DEFAULT_HARVEST_BATCH",
     "DEFAULT_RING_SIZE",
     "KaioAlignmentError",
     "KaioBackendUnavailableError",

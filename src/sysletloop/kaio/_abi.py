@@ -30,6 +30,7 @@ Layout, from ``include/uapi/linux/aio_abi.h`` (64 bytes per iocb, 32 per event):
 from __future__ import annotations
 
 import ctypes
+import struct
 import sys
 from typing import Final
 
@@ -107,6 +108,12 @@ _IO_EVENT_LAYOUT: Final[dict[str, int]] = {"data": 0, "obj": 8, "res": 16, "res2
 IOCB_SIZE: Final = 64
 IO_EVENT_SIZE: Final = 32
 
+# The request part of an iocb (aio_lio_opcode .. aio_offset), written in one pack_into call
+# by the KAIO loop's flush: opcode, reqprio, fildes, buf, nbytes, offset. Native byte
+# order, no padding: the fields are contiguous in the kernel's layout (checked below).
+IOCB_REQUEST: Final = struct.Struct("=HhIQQq")
+IOCB_REQUEST_OFFSET: Final = 16
+
 
 def layout_errors() -> list[str]:
     """Every way our structs differ from the kernel ABI (empty when they match)."""
@@ -115,13 +122,19 @@ def layout_errors() -> list[str]:
         (Iocb, IOCB_SIZE, _IOCB_LAYOUT),
         (IoEvent, IO_EVENT_SIZE, _IO_EVENT_LAYOUT),
     ]
-    for struct, size, offsets in checks:
-        if ctypes.sizeof(struct) != size:
-            errors.append(f"sizeof({struct.__name__}) is {ctypes.sizeof(struct)}, not {size}")
+    for cstruct, size, offsets in checks:
+        if ctypes.sizeof(cstruct) != size:
+            errors.append(f"sizeof({cstruct.__name__}) is {ctypes.sizeof(cstruct)}, not {size}")
         for name, want in offsets.items():
-            offset = int(getattr(struct, name).offset)
+            offset = int(getattr(cstruct, name).offset)
             if offset != want:
-                errors.append(f"{struct.__name__}.{name} at offset {offset}, not {want}")
+                errors.append(f"{cstruct.__name__}.{name} at offset {offset}, not {want}")
+    request_end = _IOCB_LAYOUT["aio_offset"] + 8
+    if IOCB_REQUEST_OFFSET + IOCB_REQUEST.size != request_end:
+        errors.append(
+            f"IOCB_REQUEST covers {IOCB_REQUEST.size} bytes, "
+            f"not {request_end - IOCB_REQUEST_OFFSET}"
+        )
     if ctypes.sizeof(Timespec) != 2 * ctypes.sizeof(ctypes.c_long):
         errors.append(f"sizeof(Timespec) is {ctypes.sizeof(Timespec)}")
     return errors

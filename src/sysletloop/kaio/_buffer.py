@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
+_CHAR = ctypes.c_char
 DEFAULT_ALIGNMENT = 4096  # bytes: the page size, and the largest logical block size in use
 
 
@@ -77,8 +78,11 @@ def pin_writable(buffer: WriteableBuffer) -> Pinned:
     if not view.c_contiguous:
         raise ValueError("the buffer must be C-contiguous")
     flat = view.cast("B") if view.ndim != 1 or view.format != "B" else view
-    holder = (ctypes.c_char * flat.nbytes).from_buffer(flat)
-    return Pinned(ctypes.addressof(holder), flat.nbytes, holder)
+    nbytes = flat.nbytes
+    # One c_char at the start holds the export of the whole buffer (from_buffer keeps
+    # the view), without building an array type per size; empty buffers need the array.
+    holder = _CHAR.from_buffer(flat) if nbytes else (ctypes.c_char * 0).from_buffer(flat)
+    return Pinned(ctypes.addressof(holder), nbytes, holder)
 
 
 def pin_readable(data: ReadableBuffer) -> Pinned:
