@@ -10,6 +10,9 @@ What is measured, in one run, on one file:
   tasks each awaiting ``aio_preadinto`` in a loop) against ``fio --ioengine=libaio`` at the
   same depth. Each pair is repeated (``--repeats``, order alternating), and the median,
   min and max are reported with the ratio of medians. The target is >= 0.90 at depth 32.
+* The same reads from a Python thread with no event loop (:mod:`benchmarks.kaio_raw`):
+  what Python and ``ctypes`` alone reach, so the loop's distance from fio splits into
+  the language's share and the event loop's.
 * ``io_submit`` latency for sequential 4 KiB writes, buffered vs O_DIRECT, at depth 1:
   the per-call time the loop's own counters measured (``kaio_stats().submit_seconds``).
   The paper's point (Brown 2007, §1.2) is that buffered submission *is* the I/O.
@@ -38,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from benchmarks.kaio_raw import run_raw_random_reads
 from sysletloop import kaio
 
 BLOCK = 4096  # bytes: the I/O size the issue specifies
@@ -275,28 +279,40 @@ def compare(
     repeats: int = 3,
     backend: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Alternate KAIO-loop and fio runs at each depth; medians, spreads and ratios."""
+    """Alternate KAIO-loop, raw-ctypes and fio runs at each depth (the order reversed on
+    every other repeat); medians, spreads and ratios of medians."""
     rows: list[dict[str, Any]] = []
+    engines = ("kaio", "raw", "fio")
     for depth in depths:
-        loop_iops: list[float] = []
-        fio_iops: list[float] = []
+        iops: dict[str, list[float]] = {engine: [] for engine in engines}
         for repeat in range(repeats):
-            order = ("kaio", "fio") if repeat % 2 == 0 else ("fio", "kaio")
-            for engine in order:
+            for engine in engines if repeat % 2 == 0 else engines[::-1]:
                 if engine == "kaio":
-                    loop_iops.append(
-                        run_kaio_random_reads(path, depth, seconds, backend=backend)["iops"]
-                    )
+                    result = run_kaio_random_reads(path, depth, seconds, backend=backend)
+                elif engine == "raw":
+                    result = run_raw_random_reads(path, depth, seconds, backend=backend)
                 else:
                     result = run_fio_random_reads(path, depth, seconds)
-                    if result is not None:
-                        fio_iops.append(result["iops"])
-        row: dict[str, Any] = {"depth": depth, "kaio_iops": _spread(loop_iops)}
-        row["fio_iops"] = _spread(fio_iops) if fio_iops else "missing"
-        if fio_iops:
-            row["ratio"] = statistics.median(loop_iops) / statistics.median(fio_iops)
+                if result is not None:
+                    iops[engine].append(result["iops"])
+        row: dict[str, Any] = {
+            "depth": depth,
+            "kaio_iops": _spread(iops["kaio"]),
+            "raw_iops": _spread(iops["raw"]),
+        }
+        row["fio_iops"] = _spread(iops["fio"]) if iops["fio"] else "missing"
+        if iops["fio"]:
+            fio = statistics.median(iops["fio"])
+            row["ratio"] = statistics.median(iops["kaio"]) / fio
+            row["raw_ratio"] = statistics.median(iops["raw"]) / fio
         rows.append(row)
     return rows
+
+
+def _column(spread: dict[str, float] | str) -> str:
+    if isinstance(spread, str):
+        return spread
+    return f"{spread['median']:.0f} ({spread['min']:.0f}-{spread['max']:.0f})"
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -340,19 +356,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if created and not args.keep_file:
             path.unlink()
-    print(f"{'depth':>5} {'KAIO loop IOPS (min-max)':>28} {'fio IOPS (min-max)':>28} {'ratio':>6}")
+    print(
+        f"{'depth':>5} {'KAIO loop IOPS (min-max)':>26} {'raw ctypes IOPS (min-max)':>26} "
+        f"{'fio IOPS (min-max)':>26} {'loop/fio':>8} {'raw/fio':>7}"
+    )
     for row in rows:
-        k = row["kaio_iops"]
-        f = row["fio_iops"]
-        fio_col = (
-            f"{f['median']:>10.0f} ({f['min']:.0f}-{f['max']:.0f})"
-            if isinstance(f, dict)
-            else "missing"
-        )
         ratio = f"{row['ratio']:.2f}" if "ratio" in row else "-"
+        raw_ratio = f"{row['raw_ratio']:.2f}" if "raw_ratio" in row else "-"
         print(
-            f"{row['depth']:>5} {k['median']:>10.0f} ({k['min']:.0f}-{k['max']:.0f})"
-            f"{'':>4} {fio_col:>28} {ratio:>6}"
+            f"{row['depth']:>5} {_column(row['kaio_iops']):>26} {_column(row['raw_iops']):>26} "
+            f"{_column(row['fio_iops']):>26} {ratio:>8} {raw_ratio:>7}"
         )
     at32 = next((r for r in rows if r["depth"] == 32 and "ratio" in r), None)
     if at32 is not None:
