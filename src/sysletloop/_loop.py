@@ -141,6 +141,11 @@ _MIN_SCHEDULED_TIMER_HANDLES: int = getattr(base_events, "_MIN_SCHEDULED_TIMER_H
 _MIN_CANCELLED_FRACTION: float = getattr(base_events, "_MIN_CANCELLED_TIMER_HANDLES_FRACTION", 0.5)
 _MAXIMUM_SELECT_TIMEOUT: float = getattr(base_events, "MAXIMUM_SELECT_TIMEOUT", 24 * 3600)
 _format_handle: Callable[[Any], str] = getattr(base_events, "_format_handle", repr)
+# How asyncio turns a pool's concurrent.futures CancelledError/InvalidStateError into its
+# own (wrap_future); private in every supported version, hence looked up, not imported.
+_convert_future_exc: Callable[[BaseException], BaseException] = vars(asyncio.futures)[
+    "_convert_future_exc"
+]
 
 _live_loops: weakref.WeakSet[SysletEventLoop] = weakref.WeakSet()
 
@@ -211,6 +216,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         # Tasks of eager calls that blocked, by id of their cell, until taken back.
         self._interrupted_tasks: dict[int, asyncio.Task[Any] | None] = {}
         self._nowait = NowaitReads()
+        self._iteration = threading.local()  # .deposed: see _drive
         # Counters written by the owner only:
         self._inline_completions = 0
         self._completions_drained = 0
@@ -469,8 +475,13 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 return False
             if self._stopping:
                 return self._finish_or_hand_over()
+        iteration = self._iteration
         while True:
-            if not self._run_once():
+            # _run_once keeps asyncio's signature (returns None) so that code wrapping
+            # it still works; whether this thread was deposed is left in a thread-local.
+            iteration.deposed = False
+            self._run_once()
+            if iteration.deposed:
                 return False
             if self._stopping:
                 return self._finish_or_hand_over()
@@ -493,7 +504,13 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 self._steal_filed.wait()
             return bool(self._steal_requests)
 
-    def _run_once(self) -> bool:
+    def _run_once(self) -> None:
+        """One iteration (asyncio's hook, same signature). Sets ``_iteration.deposed``
+        in this thread if this thread was deposed meanwhile."""
+        if not self._iterate():
+            self._iteration.deposed = True
+
+    def _iterate(self) -> bool:
         """One iteration: poll, collect finished calls, run due timers and ready
         handles, then run pending calls inline. False if this thread was deposed."""
         epoch = self._epoch
@@ -561,7 +578,11 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                     handle._run()
                     dt = self.time() - t0
                     if dt >= self.slow_callback_duration:
-                        logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
+                        # asyncio's logger object, looked up now: tools and tests
+                        # that patch asyncio.base_events.logger see this warning too
+                        vars(base_events)["logger"].warning(
+                            "Executing %s took %.3f seconds", _format_handle(handle), dt
+                        )
                 finally:
                     self._current_handle = None
             else:
@@ -745,6 +766,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 wrapped = RuntimeError(f"blocking call {call.profile.name} raised StopIteration")
                 wrapped.__cause__ = exc
                 exc = wrapped
+            else:
+                # As asyncio's wrap_future does for a pool's outcome: the
+                # concurrent.futures CancelledError/InvalidStateError become asyncio's.
+                exc = _convert_future_exc(exc)
             future.set_exception(exc)
         call.release()
         del exc
@@ -856,7 +881,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         """Run ``fn`` now, inside the current task step (see :func:`sysletloop.call_eager`).
         Must be called by the loop's owner, from a task. Returns ``SEND_AWAY`` instead
         when the predictor says ``fn`` blocks: the caller then takes the syslet path."""
-        profile = self._eager_profiles.get(fn)
+        try:
+            profile = self._eager_profiles.get(fn)
+        except TypeError:  # an unhashable callable: the table keys it by its class
+            profile = self._profiles.get(fn)
         if profile is not None and profile.last_blocked and self._syslet_options.predict_blocking:
             self._eager_redirected += 1
             return SEND_AWAY
@@ -886,7 +914,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
     def _eager_profile(self, fn: object) -> Profile:
         """The profile of an eager callable, cached by identity: the fast path pays one
         dict lookup, and only callables seen slow or blocking are in the cache."""
-        profile = self._eager_profiles.get(fn)
+        try:
+            profile = self._eager_profiles.get(fn)
+        except TypeError:  # unhashable: not cached here
+            return self._profiles.get(fn)
         if profile is None:
             if len(self._eager_profiles) >= MAX_PROFILES:
                 self._eager_profiles.clear()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
+import types
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -65,18 +66,31 @@ def profile_key(fn: object) -> object:
         else:
             fn = inner
     fn = getattr(fn, "__func__", fn)
-    return getattr(fn, "__code__", fn)
+    code = getattr(fn, "__code__", None)
+    if isinstance(code, types.CodeType):
+        return code
+    try:
+        hash(fn)
+    except TypeError:  # an unhashable callable object: profile it by its class
+        return type(fn)
+    return fn
 
 
 def describe(fn: object) -> str:
     key = profile_key(fn)
-    code_name = getattr(key, "co_qualname", None) or getattr(key, "co_name", None)
-    if code_name is not None:
-        filename = os.path.basename(getattr(key, "co_filename", "?"))
-        return f"{code_name} ({filename}:{getattr(key, 'co_firstlineno', '?')})"
+    if isinstance(key, types.CodeType):
+        filename = os.path.basename(key.co_filename)
+        return f"{key.co_qualname} ({filename}:{key.co_firstlineno})"
+    # Any callable object may stand here (a Mock answers every attribute): use only
+    # string attributes, and never let describing a callable fail the call.
     module = getattr(key, "__module__", None)
-    name = getattr(key, "__qualname__", None) or getattr(key, "__name__", None) or repr(key)
-    return f"{module}.{name}" if module else str(name)
+    name = getattr(key, "__qualname__", None) or getattr(key, "__name__", None)
+    if not isinstance(name, str):
+        try:
+            name = repr(key)
+        except Exception:
+            name = type(key).__qualname__
+    return f"{module}.{name}" if isinstance(module, str) else name
 
 
 class Profile:

@@ -8,6 +8,7 @@ import contextvars
 import threading
 import time
 import traceback
+from unittest import mock
 
 import pytest
 
@@ -169,3 +170,38 @@ async def test_run_in_executor_after_shutdown_is_an_error() -> None:
     await loop.shutdown_default_executor()
     with pytest.raises(RuntimeError, match="shutdown"):
         loop.run_in_executor(None, time.time)
+
+
+def _raise_cf_cancelled() -> None:
+    future: concurrent.futures.Future[None] = concurrent.futures.Future()
+    future.cancel()
+    future.result()  # raises concurrent.futures.CancelledError
+
+
+def _raise_cf_invalid_state() -> None:
+    raise concurrent.futures.InvalidStateError("not now")
+
+
+async def test_pool_flavoured_errors_become_asyncio_errors() -> None:
+    # asyncio's wrap_future converts them (its test_run_coroutine_threadsafe_* rely on it)
+    loop = asyncio.get_running_loop()
+    with pytest.raises(asyncio.CancelledError):
+        await loop.run_in_executor(None, _raise_cf_cancelled)
+    with pytest.raises(asyncio.InvalidStateError, match="not now"):
+        await asyncio.to_thread(_raise_cf_invalid_state)
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+class _UnhashableCallable:
+    __hash__ = None  # type: ignore[assignment]
+
+    def __call__(self, x: int) -> int:
+        return x + 1
+
+
+async def test_any_callable_object_runs() -> None:
+    # a Mock answers every attribute (co_qualname included); an object may be unhashable
+    assert await asyncio.to_thread(mock.Mock(return_value="mocked")) == "mocked"
+    assert await asyncio.to_thread(_UnhashableCallable(), 1) == 2
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, _UnhashableCallable(), 41) == 42

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
+from unittest import mock
 
 import pytest
 
@@ -90,3 +92,46 @@ def test_cannot_run_a_loop_inside_a_running_loop(loop_factory) -> None:  # type:
     finally:
         outer.close()
         inner.close()
+
+
+def test_a_wrapped_run_once_keeps_the_loop_running(loop_factory) -> None:  # type: ignore[no-untyped-def]
+    # Instrumentation (and CPython's test_timeout_rounding) wraps _run_once and drops
+    # its return value.
+    loop = loop_factory()
+    calls = 0
+    original = loop._run_once
+
+    def counting_run_once() -> None:
+        nonlocal calls
+        calls += 1
+        original()
+
+    loop._run_once = counting_run_once
+    try:
+        done: list[str] = []
+        worker = threading.Thread(
+            target=lambda: done.append(loop.run_until_complete(asyncio.sleep(0.01, "done"))),
+            daemon=True,  # a regression hangs this thread forever, not the test run
+        )
+        worker.start()
+        worker.join(10)
+        assert done == ["done"]
+        assert calls >= 2
+    finally:
+        if not loop.is_running():
+            loop.close()
+
+
+def test_slow_callback_warning_goes_through_asyncios_logger(loop_factory) -> None:  # type: ignore[no-untyped-def]
+    loop = loop_factory()
+    try:
+        loop.set_debug(True)
+        loop.slow_callback_duration = 0.0
+        with mock.patch("asyncio.base_events.logger") as logger:
+            loop.call_soon(time.sleep, 0.001)
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+        messages = [c.args[0] for c in logger.warning.call_args_list]
+        assert "Executing %s took %.3f seconds" in messages
+    finally:
+        loop.close()

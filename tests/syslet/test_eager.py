@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import threading
 import time
+from unittest import mock
 
 import pytest
 
@@ -196,3 +197,19 @@ def test_an_eager_callable_that_blocks_is_redirected_next_time() -> None:
         assert (stats.eager_redirected, stats.migrations) == (1, 1)
 
     sysletloop.run(main())
+
+
+class _UnhashableCallable:
+    __hash__ = None  # type: ignore[assignment]
+
+    def __call__(self, x: int) -> int:
+        time.sleep(0.0002)  # slow enough (>= SLOW_CALL) to be profiled
+        return x * 2
+
+
+@pytest.mark.asyncio
+async def test_eager_accepts_unhashable_and_mock_callables() -> None:
+    slow = _UnhashableCallable()
+    for _ in range(3):
+        assert await sysletloop.call_eager(slow, 21) == 42
+    assert await sysletloop.call_eager(mock.Mock(return_value="mocked")) == "mocked"
