@@ -3,9 +3,10 @@ loop, and write one JSON line per test outcome.
 
 Usage (a subprocess of ``test_cpython_asyncio.py``; not collected by pytest)::
 
-    python cpython_runner.py [--stock] --out RESULTS.jsonl TEST_NAME [...]
+    python cpython_runner.py [--stock | --loop syslet|kaio] --out RESULTS.jsonl TEST_NAME [...]
 
-Without ``--stock``, sysletloop replaces the stock loop everywhere test_asyncio gets one:
+Without ``--stock``, the chosen loop (``SysletEventLoop``, or ``sysletloop.kaio``'s
+``KaioEventLoop``) replaces the stock loop everywhere test_asyncio gets one:
 the default policy (``asyncio.new_event_loop``, also after a test module's
 ``set_event_loop_policy(None)``), and the ``SelectorEventLoop``/``EventLoop`` classes that
 many tests instantiate directly. With ``--stock`` nothing is replaced (the baseline).
@@ -24,21 +25,32 @@ import unittest
 from typing import Any
 
 
-def substitute_sysletloop() -> None:
+def substitute(which: str) -> None:
     import sysletloop
+    from sysletloop import kaio
 
-    asyncio.DefaultEventLoopPolicy = sysletloop.EventLoopPolicy  # type: ignore[misc]
+    loop_class: type[asyncio.AbstractEventLoop]
+    if which == "kaio":
+        loop_class = kaio.KaioEventLoop
+
+        class Policy(asyncio.DefaultEventLoopPolicy):  # type: ignore[name-defined,misc]
+            _loop_factory = kaio.KaioEventLoop
+
+        policy: Any = Policy
+    else:
+        loop_class, policy = sysletloop.SysletEventLoop, sysletloop.EventLoopPolicy
+    asyncio.DefaultEventLoopPolicy = policy  # type: ignore[misc]
     events: Any = asyncio.events
     if hasattr(events, "DefaultEventLoopPolicy"):
-        events.DefaultEventLoopPolicy = sysletloop.EventLoopPolicy
-    asyncio.set_event_loop_policy(sysletloop.EventLoopPolicy())
+        events.DefaultEventLoopPolicy = policy
+    asyncio.set_event_loop_policy(policy())
     for module in (asyncio, asyncio.unix_events):
         for name in ("SelectorEventLoop", "EventLoop"):
             if hasattr(module, name):
-                setattr(module, name, sysletloop.SysletEventLoop)
+                setattr(module, name, loop_class)
     loop = asyncio.new_event_loop()
     try:
-        if not isinstance(loop, sysletloop.SysletEventLoop):
+        if not isinstance(loop, loop_class):
             raise SystemExit(f"substitution failed: new_event_loop() gave {type(loop)!r}")
     finally:
         loop.close()
@@ -88,11 +100,12 @@ class JsonLinesResult(unittest.TextTestResult):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stock", action="store_true")
+    parser.add_argument("--loop", choices=["syslet", "kaio"], default="syslet")
     parser.add_argument("--out", required=True)
     parser.add_argument("names", nargs="+")
     args = parser.parse_args()
     if not args.stock:
-        substitute_sysletloop()
+        substitute(args.loop)
     JsonLinesResult.out_path = args.out
     names = [n if n.startswith("test.") else f"test.test_asyncio.{n}" for n in args.names]
     suite = unittest.defaultTestLoader.loadTestsFromNames(names)

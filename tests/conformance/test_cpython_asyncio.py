@@ -1,7 +1,8 @@
-"""CPython's own asyncio test suite, run against sysletloop: an independent judge.
+"""CPython's own asyncio test suite, run against sysletloop's loops: an independent judge.
 
 Each module of ``test.test_asyncio`` (the interpreter's installed test package) runs in a
-subprocess with sysletloop substituted for the stock loop (``cpython_runner.py``). A test
+subprocess with the syslet loop, then the KAIO loop, substituted for the stock loop
+(``cpython_runner.py``); both promise to be stock asyncio apart from what they add. A test
 that fails there is run again on stock asyncio: failing on stock too means this machine
 cannot run it (no network, a slow VM...), not a difference. A test that passes on stock
 and fails on sysletloop twice more on its own is a contract difference, and fails here,
@@ -70,10 +71,12 @@ DOCUMENTED = {
 }
 
 
-def _run(names: list[str], out: Path, *, stock: bool) -> dict[str, tuple[str, str]]:
-    """Run *names* in a subprocess; each test's outcome: ok, failed, skipped or hung."""
+def _run(names: list[str], out: Path, *, loop: str) -> dict[str, tuple[str, str]]:
+    """Run *names* in a subprocess on *loop* (``syslet``, ``kaio`` or ``stock``); each
+    test's outcome: ok, failed, skipped or hung."""
     out.unlink(missing_ok=True)
-    command = [sys.executable, str(RUNNER), "--out", str(out), *(["--stock"] if stock else [])]
+    choice = ["--stock"] if loop == "stock" else ["--loop", loop]
+    command = [sys.executable, str(RUNNER), "--out", str(out), *choice]
     # the subprocess imports the very sysletloop this process imported (an installed
     # copy and a source tree may both be on hand; a relative PYTHONPATH would not follow)
     env = dict(os.environ)
@@ -107,22 +110,26 @@ def _failed(outcomes: dict[str, tuple[str, str]]) -> set[str]:
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_cpython_asyncio_module(module: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["syslet", "kaio"])
+def test_cpython_asyncio_module(loop: str, module: str, tmp_path: Path) -> None:
     if importlib.util.find_spec("test.test_asyncio") is None:
         pytest.skip("this interpreter has no test package (test.test_asyncio)")
     if importlib.util.find_spec(f"test.test_asyncio.{module}") is None:
         pytest.skip(f"test.test_asyncio.{module} does not exist in this Python")
-    results = _run([module], tmp_path / "syslet.jsonl", stock=False)
+    if loop == "kaio" and not sys.platform.startswith("linux"):
+        pytest.skip("the KAIO loop is Linux only")
+    results = _run([module], tmp_path / f"{loop}.jsonl", loop=loop)
     assert any(outcome == "ok" for outcome, _ in results.values()), (
-        f"{module}: no test passed on sysletloop; outcomes: {sorted(results.items())[:5]}"
+        f"{module}: no test passed on {loop}; outcomes: {sorted(results.items())[:5]}"
     )
-    suspects = sorted(_failed(results) - DOCUMENTED)
+    suspects = sorted(_failed(results) - (DOCUMENTED if loop == "syslet" else set()))
     if suspects:
-        stock = _run(suspects, tmp_path / "stock.jsonl", stock=True)
+        stock = _run(suspects, tmp_path / "stock.jsonl", loop="stock")
         suspects = [t for t in suspects if stock.get(t, ("",))[0] == "ok"]
     differences = []
     for test_id in suspects:
-        again = [_run([test_id], tmp_path / "again.jsonl", stock=False) for _ in range(2)]
+        again = [_run([test_id], tmp_path / "again.jsonl", loop=loop) for _ in range(2)]
         if all(test_id in _failed(rerun) for rerun in again):
             differences.append(f"{test_id}: {results[test_id][1].strip()[-1500:]}")
-    assert not differences, "sysletloop differs from stock asyncio:\n" + "\n\n".join(differences)
+    report = "\n\n".join(differences)
+    assert not differences, f"the {loop} loop differs from stock asyncio:\n{report}"
