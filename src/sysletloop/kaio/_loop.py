@@ -569,8 +569,9 @@ class KaioEventLoop(asyncio.SelectorEventLoop):
                 continue
             elif ret in (0, -errno.EAGAIN) and self._kaio_in_flight_besides(n - pos):
                 # The kernel is short of request structures while some of ours are in
-                # flight: put the rest back at the head of the queue, in order; the next
-                # harvest flushes again. (With nothing in flight no harvest would come, so
+                # flight: put the rest back at the head of the queue, in order; the flush
+                # at the end of the next iteration (one comes with the next harvest at the
+                # latest) tries again. (With nothing in flight no harvest would come, so
                 # then the head op fails instead, below, and the rest are tried.)
                 self._kaio_requeue(pos, n)
                 return
