@@ -15,6 +15,7 @@ import pytest
 
 import sysletloop
 from sysletloop._nowait import NowaitReads, positional_read
+from sysletloop._profile import PROBE_FIRST
 
 from .helpers import this_loop
 
@@ -39,11 +40,17 @@ def test_a_callable_that_blocked_goes_straight_to_a_spare_next_time() -> None:
         assert threading.get_native_id() == owner  # the loop did not move this time
         stats = loop.syslet_stats()
         assert (stats.migrations, stats.predicted_blocking) == (1, 1)
-        # It stops blocking: one fast outcome on the spare and it is back inline.
-        await sysletloop.call(sleepy, 0)
-        assert await sysletloop.call(sleepy, 0) == owner
+        # It stops blocking: a fast outcome on a spare (under SLOW_CALL) makes the
+        # predictor forget, and the next call runs inline again. A loaded machine can
+        # stretch one sleep(0) past SLOW_CALL, so a few tries are allowed; fewer than
+        # PROBE_FIRST, so an inline probe cannot be what brings it back.
+        sent_away = 0
+        while await sysletloop.call(sleepy, 0) != owner:
+            sent_away += 1
+            assert sent_away < PROBE_FIRST - 2, "never forgot: every spare run was slow"
         (profile,) = [c for c in loop.syslet_callables() if c.name.startswith("sleepy")]
-        assert (profile.migrations, profile.predicted, profile.mispredicted) == (1, 2, 1)
+        assert (profile.migrations, profile.predicted) == (1, 1 + sent_away)
+        assert profile.mispredicted >= 1
         assert profile.inline_completions == 1
         assert profile.blocked_seconds >= 0.02
 
