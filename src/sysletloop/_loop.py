@@ -216,7 +216,6 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         # Tasks of eager calls that blocked, by id of their cell, until taken back.
         self._interrupted_tasks: dict[int, asyncio.Task[Any] | None] = {}
         self._nowait = NowaitReads()
-        self._iteration = threading.local()  # .deposed: see _drive
         # Counters written by the owner only:
         self._inline_completions = 0
         self._completions_drained = 0
@@ -470,18 +469,19 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
     def _drive(self, *, resume: bool) -> bool:
         """Run iterations as the owner until the loop stops (True) or this thread is
         deposed (False). ``resume``: pick up the previous owner's pending calls first."""
+        state = self._owner_state
+        assert state is not None
+        state.deposed = False
         if resume:
             if not self._run_pending_calls():
                 return False
             if self._stopping:
                 return self._finish_or_hand_over()
-        iteration = self._iteration
         while True:
-            # _run_once keeps asyncio's signature (returns None) so that code wrapping
-            # it still works; whether this thread was deposed is left in a thread-local.
-            iteration.deposed = False
+            # _run_once keeps asyncio's signature (returns None), so code that wraps it
+            # keeps working; it marks this thread's state when the thread is deposed.
             self._run_once()
-            if iteration.deposed:
+            if state.deposed:
                 return False
             if self._stopping:
                 return self._finish_or_hand_over()
@@ -505,14 +505,9 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             return bool(self._steal_requests)
 
     def _run_once(self) -> None:
-        """One iteration (asyncio's hook, same signature). Sets ``_iteration.deposed``
-        in this thread if this thread was deposed meanwhile."""
-        if not self._iterate():
-            self._iteration.deposed = True
-
-    def _iterate(self) -> bool:
         """One iteration: poll, collect finished calls, run due timers and ready
-        handles, then run pending calls inline. False if this thread was deposed."""
+        handles, then run pending calls inline. asyncio's hook, with its signature; if
+        this thread is deposed meanwhile, its ``OwnerThreadState.deposed`` is set."""
         epoch = self._epoch
         state = self._owner_state
         scheduled = self._scheduled
@@ -591,9 +586,12 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 # The loop changed hands inside this handle: it was an eager call that
                 # blocked (this thread got here only once it owned the loop again: start
                 # a fresh iteration), or the grant of a take-back (not ours any more).
-                return self._owner_state is state
+                if self._owner_state is not state and state is not None:
+                    state.deposed = True
+                return
         handle = None
-        return self._run_pending_calls()
+        if not self._run_pending_calls() and state is not None:
+            state.deposed = True
 
     # ------------------------------------------------------------ syslet calls
 

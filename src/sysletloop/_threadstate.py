@@ -38,13 +38,17 @@ class _HookedLoop(Protocol):
 
 
 class OwnerThreadState:
-    __slots__ = ("_loop", "_native_depth", "_native_hooks", "_tracking")
+    __slots__ = ("_loop", "_native_depth", "_native_hooks", "_tracking", "deposed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._native_hooks = sys.get_asyncgen_hooks()
         self._native_depth = sys.get_coroutine_origin_tracking_depth()
         self._tracking = False
+        # Set when this thread loses the loop in the middle of an iteration (its inline
+        # call blocked, or it granted a take-back); cleared when it starts driving.
+        # Written and read by this thread only, like everything here.
+        self.deposed = False
 
     def enter(self) -> None:
         self.resume()
