@@ -30,10 +30,10 @@ Life of an op::
                                                   buffer and slot kept until its event
 
 Threads: everything here runs on the loop's thread: the coroutine methods, the flush,
-the harvest and ``close()``. No lock guards the queue, the slot
-table or the counters, because nothing else touches them (we do not rely on the GIL for
-this; it would hold under free-threaded Python too, as long as the loop is used from its
-own thread, which asyncio already requires). The kernel is the only other party: it reads
+the harvest and ``close()``. No lock guards the queue, the slot table or the counters,
+because nothing else touches them (we do not rely on the GIL for this; it would hold
+under free-threaded Python too, as long as the loop is used from its own thread, which
+asyncio already requires). The kernel is the only other party: it reads
 an iocb during ``io_submit`` only, and reads or writes an op's buffer until the op's event
 is in the completion ring. Hence the rule the whole module is arranged around: **a slot
 and its buffer are released only by the harvest of that slot's event** (or by
@@ -61,7 +61,7 @@ Rejected alternatives
       run one iteration later), so an op spends two iterations in the loop's hands.
     * Blocking ``io_getevents`` in a helper thread: a second thread, and a handoff per
       completion. ``IOCB_FLAG_RESFD`` makes the kernel signal an eventfd that the selector
-      already watches, so completions arrive as ordinary reader callbacks.
+      already watches, so completions arrive with the poll's other events.
     * A done-callback on each future to notice cancellation: it would cost a callback per
       completed op. The coroutine that awaits the future catches ``CancelledError``
       instead, and a harvest that finds a cancelled future drops the outcome.
@@ -314,7 +314,7 @@ class KaioEventLoop(asyncio.SelectorEventLoop):
         ret = self._kaio_backend.destroy(self._kaio_ctx)
         return -ret if ret < 0 else 0
 
-    # ---- the iteration's end: harvest, then submit ---------------------------------------
+    # ---- the iteration: harvest after the poll, submit at the end ---------------------
     def _process_events(self, event_list: list[tuple[selectors.SelectorKey, int]]) -> None:
         super()._process_events(event_list)  # type: ignore[misc]
         efd = self._kaio_efd
