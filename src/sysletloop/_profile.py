@@ -67,13 +67,7 @@ def profile_key(fn: object) -> object:
             fn = inner
     fn = getattr(fn, "__func__", fn)
     code = getattr(fn, "__code__", None)
-    if isinstance(code, types.CodeType):
-        return code
-    try:
-        hash(fn)
-    except TypeError:  # an unhashable callable object: profile it by its class
-        return type(fn)
-    return fn
+    return code if isinstance(code, types.CodeType) else fn
 
 
 def describe(fn: object) -> str:
@@ -205,7 +199,11 @@ class ProfileTable:
     def get(self, fn: object) -> Profile:
         key = profile_key(fn)
         profiles = self._profiles
-        profile = profiles.get(key)
+        try:
+            profile = profiles.get(key)
+        except TypeError:  # an unhashable callable object: profile it by its class
+            key = type(key)
+            profile = profiles.get(key)
         if profile is None:
             profile = profiles[key] = Profile(describe(key))
             if len(profiles) > MAX_PROFILES:

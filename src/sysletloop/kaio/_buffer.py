@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-_CHAR = ctypes.c_char
 DEFAULT_ALIGNMENT = 4096  # bytes: the page size, and the largest logical block size in use
 
 
@@ -81,7 +80,7 @@ def pin_writable(buffer: WriteableBuffer) -> Pinned:
     nbytes = flat.nbytes
     # One c_char at the start holds the export of the whole buffer (from_buffer keeps
     # the view), without building an array type per size; empty buffers need the array.
-    holder = _CHAR.from_buffer(flat) if nbytes else (ctypes.c_char * 0).from_buffer(flat)
+    holder = (ctypes.c_char if nbytes else ctypes.c_char * 0).from_buffer(flat)
     return Pinned(ctypes.addressof(holder), nbytes, holder)
 
 
