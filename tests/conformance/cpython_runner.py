@@ -22,6 +22,7 @@ import asyncio.unix_events
 import json
 import sys
 import unittest
+import warnings
 from typing import Any
 
 
@@ -29,22 +30,31 @@ def substitute(which: str) -> None:
     import sysletloop
     from sysletloop import kaio
 
+    unix_events: Any = asyncio.unix_events
+    # The class asyncio's public DefaultEventLoopPolicy resolves to (touching the public
+    # name warns from 3.14 on, where asyncio deprecated policies).
+    base: Any = unix_events._DefaultEventLoopPolicy
     loop_class: type[asyncio.AbstractEventLoop]
     if which == "kaio":
         loop_class = kaio.KaioEventLoop
 
-        class Policy(asyncio.DefaultEventLoopPolicy):  # type: ignore[name-defined,misc]
+        class Policy(base):  # type: ignore[misc,valid-type]
             _loop_factory = kaio.KaioEventLoop
 
         policy: Any = Policy
     else:
         loop_class, policy = sysletloop.SysletEventLoop, sysletloop.EventLoopPolicy
-    asyncio.DefaultEventLoopPolicy = policy  # type: ignore[misc]
-    events: Any = asyncio.events
-    if hasattr(events, "DefaultEventLoopPolicy"):
-        events.DefaultEventLoopPolicy = policy
-    asyncio.set_event_loop_policy(policy())
-    for module in (asyncio, asyncio.unix_events):
+    # Every name the default policy is made from: the public one (3.11-3.13 resolve it
+    # at import; 3.14+ through a module __getattr__ we shadow) and the private one
+    # set_event_loop_policy(None) instantiates on 3.14+.
+    unix_events._DefaultEventLoopPolicy = policy
+    for module in (asyncio, asyncio.events, unix_events):
+        if sys.version_info < (3, 14) or module is not asyncio.events:
+            setattr(module, "DefaultEventLoopPolicy", policy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.set_event_loop_policy(policy())
+    for module in (asyncio, unix_events):
         for name in ("SelectorEventLoop", "EventLoop"):
             if hasattr(module, name):
                 setattr(module, name, loop_class)

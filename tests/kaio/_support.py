@@ -10,18 +10,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sysletloop import kaio
+from sysletloop.kaio._libaio import LIBAIO_SONAMES
 
 T = TypeVar("T")
 
-NO_LIBAIO = "libaio.so.1 is not installed (Debian: apt-get install -y libaio1)"
+NO_LIBAIO = "libaio is not installed (Debian: apt-get install -y libaio1, or libaio1t64)"
 
 
 def libaio_installed() -> bool:
-    try:
-        ctypes.CDLL("libaio.so.1")
-    except OSError:
-        return False
-    return True
+    for soname in LIBAIO_SONAMES:
+        try:
+            ctypes.CDLL(soname)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def run(main: Callable[[kaio.KaioEventLoop], Coroutine[Any, Any, T]], **options: Any) -> T:

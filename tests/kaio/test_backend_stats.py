@@ -59,7 +59,7 @@ def test_without_libaio_auto_falls_back_and_forcing_explains(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fds: list[int]
 ) -> None:
     """Simulates a machine without libaio1 (the library name no longer resolves)."""
-    monkeypatch.setattr(_libaio, "LIBAIO_SONAME", "libaio-not-installed.so.1")
+    monkeypatch.setattr(_libaio, "LIBAIO_SONAMES", ("libaio-not-installed.so.1",))
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     fd = open_file(tmp_path / "n.dat", direct=False, size=0)
     fds.append(fd)

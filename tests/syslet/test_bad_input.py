@@ -81,6 +81,20 @@ def test_run_rejects_being_nested() -> None:
     sysletloop.run(outer())
 
 
-def test_run_rejects_a_non_coroutine() -> None:
-    with pytest.raises(ValueError, match="a coroutine was expected"):
+def test_run_rejects_a_non_coroutine_as_asyncio_run_does() -> None:
+    # 3.11-3.13 raise ValueError, 3.14+ TypeError: whatever this Python's asyncio does.
+    with pytest.raises(Exception) as stock:
+        asyncio.run(42)  # type: ignore[arg-type]
+    with pytest.raises(type(stock.value), match=re.escape(str(stock.value))):
         sysletloop.run(42)  # type: ignore[arg-type]
+
+
+def test_run_with_a_bad_option_closes_the_coroutine() -> None:
+    async def main() -> None:
+        raise AssertionError("must never run")
+
+    coro = main()
+    with pytest.raises(ValueError, match="block_threshold"):
+        sysletloop.run(coro, block_threshold=-1)
+    # Closed, so no "coroutine 'main' was never awaited" warning (an error here).
+    assert coro.cr_frame is None

@@ -19,6 +19,8 @@ from sysletloop.kaio._backend import BackendName
 from sysletloop.kaio._errors import KaioBackendUnavailableError
 
 LIBAIO_SONAME: Final = "libaio.so.1"  # the soname Debian's libaio1 ships (0.3.x ABI)
+# The same ABI after Debian's 64-bit time_t transition (libaio1t64, trixie and later).
+LIBAIO_SONAMES: Final = (LIBAIO_SONAME, "libaio.so.1t64")
 
 
 class LibaioBackend:
@@ -44,11 +46,17 @@ class LibaioBackend:
 
     @classmethod
     def load(cls) -> LibaioBackend:
-        try:
-            lib = ctypes.CDLL(LIBAIO_SONAME)
-        except OSError as exc:
+        errors = []
+        for soname in LIBAIO_SONAMES:
+            try:
+                lib = ctypes.CDLL(soname)
+                break
+            except OSError as exc:
+                errors.append(str(exc))
+        else:
             raise KaioBackendUnavailableError(
-                f"KAIO backend 'libaio' unavailable: cannot load {LIBAIO_SONAME} ({exc}); "
+                f"KAIO backend 'libaio' unavailable: cannot load {' or '.join(LIBAIO_SONAMES)} "
+                f"({'; '.join(errors)}); "
                 "on Debian/Ubuntu install it with `apt-get install libaio1` "
                 "(`libaio1t64` on newer releases), or use backend='syscall'"
             ) from None
