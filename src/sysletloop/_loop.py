@@ -65,9 +65,13 @@ Eager calls and taking the loop back (``call_eager``):
     The requester re-enters its task (``_enter_task``: the new owner had taken it out
     of asyncio's current-task table, keyed by loop, so that it could run other tasks,
     and left it in ``_interrupted_tasks`` before running anything; the grant, a lock
-    release, orders that write before the requester's read)
-    and finishes its step; at the end of that handle it sees the epoch moved while it
-    owns the loop again, and starts a fresh iteration. A run never ends while a steal
+    release, orders that write before the requester's read) and finishes its step; at
+    the end of that handle it sees the epoch moved while it owns the loop again, and
+    starts a fresh iteration. On 3.14+ asyncio keeps the current task per *thread* (C
+    thread state): the new owner's thread has none, ``current_task`` there is None, and
+    there is nothing to take out or put back, as the requester's thread still holds its
+    task. (3.14+ also files each task in the list of the thread that creates it: see
+    ``_alltasks`` for what that means for ``asyncio.all_tasks``.) A run never ends while a steal
     request is pending: the last owner hands over instead, and the requester ends it.
 
 Where this departs from stock asyncio, on purpose: a blocking callable runs in the
@@ -112,6 +116,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ._alltasks import install as _install_all_tasks
 from ._callrecord import CallRecord
 from ._home import HomeRun
 from ._nowait import WOULD_BLOCK, NowaitReads, positional_read
@@ -149,6 +154,9 @@ _convert_future_exc: Callable[[BaseException], BaseException] = vars(asyncio.fut
 
 _live_loops: weakref.WeakSet[SysletEventLoop] = weakref.WeakSet()
 
+# 3.14+: asyncio.all_tasks() must look at every thread's task list for this loop.
+_install_all_tasks()
+
 
 class _Handle(Protocol):
     """What the loop uses of an asyncio ``Handle`` (private fields included)."""
@@ -170,6 +178,9 @@ class _Timer(_Handle, Protocol):
 class SysletEventLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop whose blocking calls start inline and migrate only if they
     block. Options: see :class:`sysletloop.LoopOptions`."""
+
+    # Its tasks are created on whichever thread owns the loop at the time (_alltasks).
+    _syslet_spans_threads = True
 
     if TYPE_CHECKING:
         # asyncio's private state this loop drives (typeshed leaves it out). Present,
@@ -1066,7 +1077,8 @@ class _StealRequest:
 
 _TaskSwitch = Callable[[asyncio.AbstractEventLoop, "asyncio.Task[Any]"], None]
 # asyncio's own bookkeeping of "the task running on this loop" (3.11-3.13: a dict keyed
-# by loop, behind these two functions).
+# by loop, behind these two functions; 3.14+: per thread, in C, where the new owner of an
+# interrupted eager call finds no current task and these are not called).
 _enter_task: _TaskSwitch = asyncio.tasks._enter_task
 _leave_task: _TaskSwitch = asyncio.tasks._leave_task
 

@@ -14,7 +14,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ._loop import SysletEventLoop
 from ._options import LoopOptions
@@ -35,7 +35,7 @@ def _default_policy_class() -> type[Any]:
     (``unix_events._DefaultEventLoopPolicy`` is what the public name resolves to)."""
     if sys.version_info < (3, 14):
         return asyncio.DefaultEventLoopPolicy
-    return vars(asyncio.unix_events)["_DefaultEventLoopPolicy"]  # type: ignore[no-any-return]
+    return cast("type[Any]", vars(asyncio.unix_events)["_DefaultEventLoopPolicy"])
 
 
 class EventLoopPolicy(_default_policy_class()):  # type: ignore[misc]

@@ -2,7 +2,10 @@
 
 asyncio keeps three pieces of loop state per *thread*, not per loop: the running loop
 (``asyncio._get_running_loop()``), the async-generator hooks (``sys.set_asyncgen_hooks``)
-and, in debug mode, the coroutine origin tracking depth. Stock asyncio sets them once in
+and, in debug mode, the coroutine origin tracking depth. (3.14+ keeps two more per
+thread, in C: the current task, which is set and cleared within a task step and so is
+never carried across a hand-over, and the list of tasks the thread created, which stays
+with that thread: see ``_alltasks``.) Stock asyncio sets them once in
 ``run_forever`` because its loop never changes thread. A syslet loop changes thread, and
 runs user callables inline that must see what they would see in a pool thread. So each
 thread that owns the loop holds a :class:`OwnerThreadState`:

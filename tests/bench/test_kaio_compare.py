@@ -6,7 +6,6 @@ from ``python -m benchmarks.kaio_fio``.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import kaio_fio, kaio_raw
+from tests.kaio._support import NO_LIBAIO, libaio_installed
 
 BLOCK = 4096
 
@@ -38,11 +38,8 @@ def data_file() -> Iterator[Path]:
 
 @pytest.mark.parametrize("backend", ["libaio", "syscall"])
 def test_raw_reader_counts_real_reads(data_file: Path, backend: str) -> None:
-    if backend == "libaio":
-        try:
-            ctypes.CDLL("libaio.so.1")
-        except OSError:
-            pytest.skip("libaio.so.1 is not installed (Debian: apt-get install -y libaio1)")
+    if backend == "libaio" and not libaio_installed():
+        pytest.skip(NO_LIBAIO)
     fds_before = len(os.listdir("/proc/self/fd"))
     result = kaio_raw.run_raw_random_reads(data_file, 4, 0.05, harvest=2, backend=backend)
     assert result["engine"] == "raw-ctypes"

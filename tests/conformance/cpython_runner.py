@@ -44,13 +44,13 @@ def substitute(which: str) -> None:
         policy: Any = Policy
     else:
         loop_class, policy = sysletloop.SysletEventLoop, sysletloop.EventLoopPolicy
-    # Every name the default policy is made from: the public one (3.11-3.13 resolve it
-    # at import; 3.14+ through a module __getattr__ we shadow) and the private one
-    # set_event_loop_policy(None) instantiates on 3.14+.
+    # Every name the default policy is made from. 3.14+: the private name, which both
+    # set_event_loop_policy(None) and the public (deprecated, warning) name resolve to at
+    # each use. 3.11-3.13: the public name, bound in each module at import.
     unix_events._DefaultEventLoopPolicy = policy
-    for module in (asyncio, asyncio.events, unix_events):
-        if sys.version_info < (3, 14) or module is not asyncio.events:
-            setattr(module, "DefaultEventLoopPolicy", policy)
+    if sys.version_info < (3, 14):
+        for module in (asyncio, asyncio.events, unix_events):
+            module.DefaultEventLoopPolicy = policy
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         asyncio.set_event_loop_policy(policy())

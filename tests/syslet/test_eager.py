@@ -55,11 +55,15 @@ async def test_a_blocking_eager_call_lets_the_loop_run_and_takes_it_back() -> No
     task = asyncio.current_task()
     gate = Gate()
     others: list[int] = []
+    current: list[object] = []
 
     async def other() -> None:
         await until(gate.started.is_set)
         await asyncio.sleep(0.01)
         others.append(threading.get_ident())
+        # the thread the loop moved to runs this task, not the interrupted one (3.14+
+        # keeps the current task per thread; 3.11-3.13 per loop)
+        current.append(asyncio.current_task())
         gate.release.set()
 
     helper = asyncio.create_task(other())
@@ -70,6 +74,7 @@ async def test_a_blocking_eager_call_lets_the_loop_run_and_takes_it_back() -> No
     assert loop._thread_id == me
     assert asyncio.current_task() is task
     assert others and others[0] != me  # meanwhile the loop ran elsewhere
+    assert current == [helper]
     await helper
     await asyncio.sleep(0.001)  # and keeps working afterwards
     stats = loop.syslet_stats()

@@ -211,3 +211,28 @@ def test_call_falls_back_to_to_thread_on_other_loops() -> None:
         return await sysletloop.call(lambda: threading.current_thread().name)
 
     assert asyncio.run(main()).startswith("asyncio")
+
+
+def test_all_tasks_sees_tasks_made_on_every_thread_the_loop_ran_on() -> None:
+    # 3.14+ keeps tasks in per-thread lists and asyncio.all_tasks() looks only at the
+    # calling thread's when the loop runs there; a migrated loop has tasks in several.
+    async def forever() -> None:
+        await asyncio.sleep(3600)
+
+    async def main() -> tuple[set[str], set[str]]:
+        home = threading.get_ident()
+        before = asyncio.create_task(forever(), name="before")
+        await asyncio.to_thread(time.sleep, 0.05)  # blocks: the loop moves
+        assert threading.get_ident() != home
+        after = asyncio.create_task(forever(), name="after")
+        await asyncio.sleep(0)
+        seen = {t.get_name() for t in asyncio.all_tasks()}
+        seen_by_module = {t.get_name() for t in asyncio.tasks.all_tasks(asyncio.get_running_loop())}
+        for task in (before, after):
+            task.cancel()
+        await asyncio.gather(before, after, return_exceptions=True)
+        return seen, seen_by_module
+
+    seen, seen_by_module = sysletloop.run(main(), predict_blocking=False)
+    assert {"before", "after"} <= seen
+    assert seen == seen_by_module
