@@ -159,3 +159,21 @@ def test_snapshot_dict_handles_the_usual_shapes() -> None:
             self._hidden = 2
 
     assert snapshot_dict(D(1)) == snapshot_dict(N(1)) == snapshot_dict(Plain()) == {"a": 1}
+
+
+def test_rloop_sits_beside_uvloop() -> None:
+    names = [c.name for c in CONTENDERS]
+    assert names.index("rloop") == names.index("uvloop") + 1
+
+
+def test_a_loop_that_cannot_be_installed_is_missing_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As where rloop has no wheel for the Python: the import fails, the row stays.
+    from benchmarks.contenders import asyncio_family
+
+    monkeypatch.setitem(__import__("sys").modules, "rloop", None)  # import raises ImportError
+    rloop = next(c for c in asyncio_family.contenders() if c.name == "rloop")
+    found = rloop.probe()
+    assert not found.available
+    assert found.reason is not None and "rloop is not installed" in found.reason
