@@ -291,8 +291,11 @@ def _cheap(w: Mapping[str, Any]) -> Figures:
         _log_x(ax)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(f"time per call ({unit(w, 'us_per_call')}, log scale)")
-    fig.supxlabel("bars: median of repeats; whiskers: min-max", fontsize=8)
-    fig.suptitle("What does a call that does not block cost on each loop? (lower is better)")
+    fig.suptitle(
+        "What does a call that does not block cost on each loop? (lower is better)\n"
+        "bars: median of repeats; whiskers: min-max",
+        fontsize=11,
+    )
     _series_legend(fig, [("", label, hatch) for _, label, hatch in series_of])
     return [("cheap_calls", fig)]
 
@@ -387,7 +390,11 @@ def _blocked(w: Mapping[str, Any]) -> Figures:
         _hbars(ax, w, rows, series, metric)
         ax.set_title(f"{title}, lower is better", fontsize=10)
         ax.set_xlabel(how, fontsize=8)
-    fig.suptitle(f"What do {n} calls blocked at once cost?")
+    fig.suptitle(
+        f"What do {n} calls blocked at once cost?\n"
+        "bars: median of repeats; whiskers: min-max",
+        fontsize=11,
+    )
     _series_legend(fig, series)
     return [("blocked_cost", fig)]
 
@@ -402,7 +409,7 @@ def _submit(w: Mapping[str, Any]) -> Figures:
     _log_x(ax)
     ax.set_xlabel(
         f"99th percentile of the time the task is held before the write is under way "
-        f"({unit(w, 'submit_p99_us')}, log scale; lower is better)"
+        f"({unit(w, 'submit_p99_us')}, log scale; lower is better); whiskers: min-max"
     )
     fig.suptitle("How long does submitting a 4 KiB write hold the task?")
     _series_legend(fig, series)
