@@ -96,9 +96,8 @@ def _workload_findings(name: str, w: Mapping[str, Any]) -> list[Finding]:
                     continue
                 p = _spread(r, case, metric)
                 if p is not None and _beats(p, s, better):
-                    found.append(
-                        Finding(name, subject, case, metric, better, s, peer, p, _apart(p, s, better))
-                    )
+                    clear = _apart(p, s, better)
+                    found.append(Finding(name, subject, case, metric, better, s, peer, p, clear))
     return found
 
 

@@ -391,8 +391,7 @@ def _blocked(w: Mapping[str, Any]) -> Figures:
         ax.set_title(f"{title}, lower is better", fontsize=10)
         ax.set_xlabel(how, fontsize=8)
     fig.suptitle(
-        f"What do {n} calls blocked at once cost?\n"
-        "bars: median of repeats; whiskers: min-max",
+        f"What do {n} calls blocked at once cost?\nbars: median of repeats; whiskers: min-max",
         fontsize=11,
     )
     _series_legend(fig, series)
@@ -455,7 +454,7 @@ def _timer_lag(w: Mapping[str, Any]) -> Figures:
             ax.tick_params(labelsize=7)
             ax.text(0.01, 0.92, name, transform=ax.transAxes, fontsize=9, va="top")
             if i == 0:
-                ax.set_title(f"{calls} × time.sleep({sleep_s}), {title}", fontsize=10)
+                ax.set_title(f"{calls} calls of time.sleep({sleep_s}), {title}", fontsize=10)
         axes[i][0].set_ylabel("ms late", fontsize=8)
     for j in range(2):
         axes[-1][j].set_xlabel("time since the timer started (s; one point per tick)")

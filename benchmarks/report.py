@@ -128,8 +128,10 @@ def _terminal_findings(found: Mapping[str, Sequence[Finding]]) -> list[str]:
                     + (f" (and {len(clear) - 1} more)" if len(clear) > 1 else "")
                 )
     if fuzzy:
-        lines.append(f"  and {fuzzy} peer results better by more than "
-                     f"{findings_mod.MARGIN:.0%} but within the spread of the repeats")
+        lines.append(
+            f"  and {fuzzy} peer results better by more than "
+            f"{findings_mod.MARGIN:.0%} but within the spread of the repeats"
+        )
     return lines
 
 
