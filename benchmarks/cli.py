@@ -151,11 +151,27 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     for p in problems:
         print(f"schema problem: {p}", file=sys.stderr)
     print(render(doc, args.out, with_plots=args.plots))
-    print(
-        f"results: {os.path.join(args.out, 'results.json')}, report: "
-        f"{os.path.join(args.out, 'report.md')}"
-    )
+    print(written(args.out))
     return 1 if problems else 0
+
+
+def written(out_dir: str) -> str:
+    """The closing lines of a run: every file it wrote, and what each is for."""
+    plots_dir = os.path.join(out_dir, "plots")
+    pngs: list[str] = []
+    if os.path.isdir(plots_dir):
+        pngs = sorted(f for f in os.listdir(plots_dir) if f.endswith(".png"))
+    lines = [
+        f"wrote {out_dir}/:",
+        "  report.md     the report: machine, method, every number, findings against the claims",
+        "  table.txt     the table above",
+        "  results.json  everything measured (python -m benchmarks report DIR re-renders it)",
+    ]
+    if pngs:
+        lines.append(f"  plots/        {len(pngs)} figures: {', '.join(pngs)}")
+    else:
+        lines.append("  plots/        none (--no-plots, or matplotlib is missing: see above)")
+    return "\n".join(lines)
 
 
 def _cmd_list() -> int:
@@ -184,6 +200,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             print(f"schema problem: {p}", file=sys.stderr)
         return 2
     print(render(doc, args.dir, with_plots=args.plots))
+    print(written(args.dir))
     return 0
 
 

@@ -16,7 +16,7 @@ from importlib import metadata
 from typing import Any
 
 # The distributions whose versions decide the numbers (a contender's own, or the harness's).
-PACKAGES = ("sysletloop", "uvloop", "trio", "anyio", "aiofiles", "rich", "matplotlib")
+PACKAGES = ("sysletloop", "uvloop", "rloop", "trio", "anyio", "aiofiles", "rich", "matplotlib")
 
 
 def package_version(name: str) -> str | None:

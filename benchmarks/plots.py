@@ -1,18 +1,49 @@
 """PNG figures from a results document (matplotlib, Agg backend, no display needed).
 
-One function per workload that has a picture worth drawing; each returns the files it
-wrote, relative to the output directory, so that ``report.md`` can link them. Without
-matplotlib, :func:`render` returns nothing and says why.
+Each figure answers one question a reader has, and its title asks it; axes say what is
+measured in words, with the unit; legends sit outside the data; a contender has the same
+colour in every figure. One function per figure; each returns ``(file stem, figure)``
+pairs so that ``report.md`` can link the files. Without matplotlib, :func:`render` returns
+nothing and :func:`available` says why.
+
+Choices, and what they replaced:
+
+* Many contenders on one axis become one row per contender (bars, dots or small panels):
+  nine overlapping CDFs or lag traces cannot be told apart.
+* Timer lag is drawn as points, one per tick. A line would join the last tick before a
+  stall to the first after it, drawing a ramp of lateness that was never measured.
+* Latency is shown as p50 and p99 per contender at the depth the tables use (their
+  headline column), not as a CDF at another depth.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 Doc = Mapping[str, Any]
+Figures = list[tuple[str, Any]]
 LAG_FLOOR_MS = 0.01  # timer lags below this are drawn at it (log axis)
+DPI = 110
+
+# Stable colours: the syslet loops warm, KAIO purple, the references grey/black, the
+# peers cool. A contender not listed takes the next colour of tab10.
+COLOURS: Mapping[str, str] = {
+    "asyncio-inline": "#9e9e9e",
+    "asyncio-to_thread": "#4d4d4d",
+    "uvloop": "#1f77b4",
+    "rloop": "#17becf",
+    "sysletloop": "#d62728",
+    "sysletloop-eager": "#ff7f0e",
+    "kaio": "#9467bd",
+    "aiofiles": "#8c564b",
+    "trio": "#2ca02c",
+    "anyio-asyncio": "#bcbd22",
+    "anyio-trio": "#7f7f00",
+    "fio": "#000000",
+}
+UNITS = {"us": "µs"}
 
 
 def available() -> str | None:
@@ -32,180 +63,439 @@ def render(doc: Doc, out_dir: str) -> dict[str, list[str]]:
         return {}
     import matplotlib.pyplot as plt
 
-    os.makedirs(os.path.join(out_dir, "plots"), exist_ok=True)
+    plots_dir = os.path.join(out_dir, "plots")
+    os.makedirs(plots_dir, exist_ok=True)
+    # Figures an earlier harness drew under other names would sit beside today's and be
+    # taken for them: ours are the PNGs named after a workload, and all are redrawn.
+    for old in os.listdir(plots_dir):
+        if old.endswith(".png") and old.startswith(tuple(DRAWERS)):
+            os.unlink(os.path.join(plots_dir, old))
     figures: dict[str, list[str]] = {}
     for name, draw in DRAWERS.items():
         w = doc["workloads"].get(name)
-        if w is None:
+        if w is None or not _ok(w):
             continue
-        for suffix, fig in draw(w):
-            rel = os.path.join("plots", f"{name}{suffix}.png")
-            fig.savefig(os.path.join(out_dir, rel), dpi=110, bbox_inches="tight")
+        for stem, fig in draw(w):
+            rel = os.path.join("plots", f"{stem}.png")
+            fig.savefig(os.path.join(out_dir, rel), dpi=DPI)
             plt.close(fig)
             figures.setdefault(name, []).append(rel)
     return figures
 
 
-def _color(i: int) -> Any:
-    """A distinct colour for the i-th contender (tab20: dark shades first, then light)."""
+# ---------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------
+
+
+def colour(name: str) -> str:
+    if name in COLOURS:
+        return COLOURS[name]
     from matplotlib import colormaps
 
-    return colormaps["tab20"]((2 * i) % 20 + (2 * i) // 20)
+    r, g, b, _ = colormaps["tab10"](sum(map(ord, name)) % 10)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def unit(w: Mapping[str, Any], metric: str) -> str:
+    u = str(w["metrics"][metric]["unit"])
+    return UNITS.get(u, u)
 
 
 def _ok(w: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """(contender, result) pairs that have at least one measured case."""
+    """(contender, result) pairs that have at least one measured case, in table order."""
     return [(n, r) for n, r in w["results"].items() if r.get("cases")]
 
 
-def _median(r: Mapping[str, Any], case: str, metric: str) -> float | None:
+def _spread(r: Mapping[str, Any], case: str, metric: str) -> tuple[float, float, float] | None:
+    """(median, min, max) of ``metric`` in ``case``, or None."""
     m = r.get("cases", {}).get(case, {}).get("metrics", {}).get(metric)
-    return None if m is None else float(m["median"])
-
-
-def _errbar(r: Mapping[str, Any], case: str, metric: str) -> tuple[float, float, float] | None:
-    m = r.get("cases", {}).get(case, {}).get("metrics", {}).get(metric)
-    if m is None:
+    if m is None or m.get("median") is None:
         return None
-    return float(m["median"]), float(m["median"] - m["min"]), float(m["max"] - m["median"])
+    return float(m["median"]), float(m["min"]), float(m["max"])
 
 
-def _bars(
-    w: Mapping[str, Any], cases: list[str], metric: str, title: str, *, log: bool = False
-) -> Any:
+def _rows(w: Mapping[str, Any], cases: Iterable[str], metrics: Iterable[str]) -> list[str]:
+    """Contenders with a value for at least one (case, metric)."""
+    pairs = [(c, m) for c in cases for m in metrics]
+    return [n for n, r in _ok(w) if any(_spread(r, c, m) for c, m in pairs)]
+
+
+def _subtitle(fig: Any, text: str) -> None:
+    """A second, smaller title line: how to read the figure."""
+    fig.text(0.5, 0.0, text, ha="center", va="bottom", fontsize=8, color="#444444")
+
+
+def _hbars(
+    ax: Any,
+    w: Mapping[str, Any],
+    rows: Sequence[str],
+    series: Sequence[tuple[str, str, str]],
+    metric: str,
+) -> None:
+    """Horizontal bars, one group per contender (``rows``), one bar per (case, label,
+    hatch) of ``series``; whiskers min-max. Contender names on the y axis."""
+    results = w["results"]
+    height = 0.8 / len(series)
+    for j, (case, label, hatch) in enumerate(series):
+        ys, xs, lo, hi, cs = [], [], [], [], []
+        for i, name in enumerate(rows):
+            s = _spread(results[name], case, metric)
+            if s is None:
+                continue
+            ys.append(i - 0.4 + height * (j + 0.5))
+            xs.append(s[0])
+            lo.append(s[0] - s[1])
+            hi.append(s[2] - s[0])
+            cs.append(colour(name))
+        ax.barh(
+            ys,
+            xs,
+            height=height * 0.92,
+            xerr=[lo, hi],
+            color=cs,
+            hatch=hatch,
+            edgecolor="white" if not hatch else "#333333",
+            linewidth=0.5,
+            error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"},
+            label=label,
+        )
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+
+
+def _series_legend(
+    fig: Any, series: Sequence[tuple[str, str, str]], extra: Sequence[Any] = ()
+) -> None:
+    """A legend for the bar series (solid, hatched), in grey, below the panels; ``extra``
+    handles (reference lines) after them."""
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(facecolor="#bbbbbb", edgecolor="#333333", hatch=h, label=label)
+        for _, label, h in series
+    ]
+    handles += list(extra)
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9)
+
+
+def _dots(
+    ax: Any,
+    w: Mapping[str, Any],
+    rows: Sequence[str],
+    case: str,
+    low: str,
+    high: str,
+) -> None:
+    """Per contender, a dot at the median of ``low`` (p50) and a diamond at ``high`` (p99),
+    joined; whiskers are the min-max over repeats of each."""
+    results = w["results"]
+    for i, name in enumerate(rows):
+        a = _spread(results[name], case, low)
+        b = _spread(results[name], case, high)
+        c = colour(name)
+        if a and b:
+            ax.plot([a[0], b[0]], [i, i], color=c, linewidth=6, alpha=0.25, solid_capstyle="butt")
+        for s, marker in ((a, "o"), (b, "D")):
+            if s is not None:
+                ax.errorbar(
+                    s[0],
+                    i,
+                    xerr=[[s[0] - s[1]], [s[2] - s[0]]],
+                    fmt=marker,
+                    color=c,
+                    markersize=6,
+                    ecolor="#333333",
+                    elinewidth=0.8,
+                    capsize=2,
+                )
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    _log_x(ax)
+    ax.grid(axis="x", which="both", color="#eeeeee", linewidth=0.6)
+    ax.set_axisbelow(True)
+
+
+def _log_x(ax: Any) -> None:
+    """A log x axis labelled with plain numbers (0.5, 2, 300), not powers of ten."""
+    ax.set_xscale("log")
+    _plain_log(ax.xaxis)
+
+
+def _plain_log(axis: Any) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+def _dot_legend(fig: Any, low: str, high: str) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color="#555555", label=low),
+        Line2D([], [], marker="D", linestyle="", color="#555555", label=high),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=9)
+
+
+def _headline_case(w: Mapping[str, Any], metric: str, default: str) -> str:
+    """The case the tables show for ``metric`` (so a figure matches the tables)."""
+    for case, m in w.get("headline", []):
+        if m == metric:
+            return str(case)
+    return default
+
+
+# ---------------------------------------------------------------------------------------
+# One function per figure
+# ---------------------------------------------------------------------------------------
+
+
+def _hashing(w: Mapping[str, Any]) -> Figures:
     import matplotlib.pyplot as plt
 
-    rows = _ok(w)
-    fig, ax = plt.subplots(figsize=(9, 1.5 + 0.16 * max(1, len(rows)) * len(cases)))
-    height = 0.8 / max(1, len(cases))
-    for j, case in enumerate(cases):
-        ys, xs, lo, hi = [], [], [], []
-        for i, (_, r) in enumerate(rows):
-            e = _errbar(r, case, metric)
-            if e is not None:
-                ys.append(i + j * height)
-                xs.append(e[0])
-                lo.append(e[1])
-                hi.append(e[2])
-        ax.barh(ys, xs, height=height, xerr=[lo, hi], label=case, capsize=2)
-    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))], [n for n, _ in rows])
-    ax.invert_yaxis()
-    unit = w["metrics"][metric]["unit"]
-    ax.set_xlabel(f"{metric} ({unit}); bars: median, whiskers: min-max over repeats")
-    if log:
-        ax.set_xscale("log")
-    ax.set_title(title)
-    if len(cases) > 1:
-        ax.legend()
-    return fig
+    series = [("cold", "cold cache (file read from disk)", ""), ("warm", "warm cache", "//")]
+    rows = _rows(w, ["cold", "warm"], ["overlap"])
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.42 * len(rows)), layout="constrained")
+    _hbars(ax, w, rows, series, "overlap")
+    perfect = ax.axvline(1.0, color="#2ca02c", linestyle=":", linewidth=1.4, zorder=3)
+    target = ax.axvline(1.15, color="#d62728", linestyle="--", linewidth=1.4, zorder=3)
+    perfect.set_label("1.0: perfect overlap")
+    target.set_label("1.15: the target")
+    ax.set_xlabel(
+        "wall time ÷ the longer of reading alone and hashing alone (lower is better); "
+        "whiskers: min-max over repeats"
+    )
+    fig.suptitle("Does reading the file overlap with hashing it?")
+    _series_legend(fig, series, [perfect, target])
+    return [("hashing", fig)]
 
 
-def _hashing(w: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    fig = _bars(w, ["cold", "warm"], "overlap", "File hashing: wall / max(read-only, hash-only)")
-    ax = fig.axes[0]
-    ax.axvline(1.0, color="grey", linestyle=":", label="perfect overlap")
-    ax.axvline(1.15, color="red", linestyle="--", label="target 1.15")
-    ax.legend()
-    return [("", fig)]
+def _cheap(w: Mapping[str, Any]) -> Figures:
+    import matplotlib.pyplot as plt
+
+    ops = [("noop", "a no-op call"), ("pread4k", "a cached 4 KiB os.pread"), ("stat", "os.stat")]
+    series_of = [("seq", "one task", ""), ("c64", "64 tasks at once", "//")]
+    cases = [f"{op}/{s}" for op, _ in ops for s, _, _ in series_of]
+    rows = _rows(w, cases, ["us_per_call"])
+    fig, axes = plt.subplots(
+        1, 3, figsize=(13, 1.8 + 0.42 * len(rows)), sharex=True, sharey=True, layout="constrained"
+    )
+    for ax, (op, title) in zip(axes, ops, strict=True):
+        series = [(f"{op}/{s}", label, hatch) for s, label, hatch in series_of]
+        _hbars(ax, w, rows, series, "us_per_call")
+        _log_x(ax)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(f"time per call ({unit(w, 'us_per_call')}, log scale)")
+    fig.suptitle(
+        "What does a call that does not block cost on each loop? (lower is better)\n"
+        "bars: median of repeats; whiskers: min-max",
+        fontsize=11,
+    )
+    _series_legend(fig, [("", label, hatch) for _, label, hatch in series_of])
+    return [("cheap_calls", fig)]
 
 
-def _cheap(w: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    cases = ["noop/seq", "noop/c64", "pread4k/seq", "pread4k/c64", "stat/seq", "stat/c64"]
-    return [("", _bars(w, cases, "us_per_call", "Cost of a call that does not block", log=True))]
-
-
-def _random_reads(w: Mapping[str, Any]) -> list[tuple[str, Any]]:
+def _random_reads(w: Mapping[str, Any]) -> Figures:
     import matplotlib.pyplot as plt
 
     depths = [int(d) for d in w["params"]["depths"]]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, ax = plt.subplots(figsize=(10, 5.5), layout="constrained")
     for name, r in _ok(w):
-        pts = [(d, _median(r, f"depth{d}", "iops")) for d in depths]
-        xs = [d for d, v in pts if v is not None]
-        ys = [v for _, v in pts if v is not None]
-        style = "k--" if name == "fio" else "-o"
-        ax1.plot(xs, ys, style, label=name)
-        cdf = r["cases"].get(f"depth{max(depths)}", {}).get("samples", {}).get("latency_us_cdf")
-        if cdf:
-            ax2.plot(cdf, [i / (len(cdf) - 1) for i in range(len(cdf))], label=name)
-    ax1.set_xscale("log", base=2)
-    ax1.set_xlabel("concurrent reads")
-    ax1.set_ylabel("IOPS (median of repeats)")
-    ax1.set_title("4 KiB O_DIRECT random reads: IOPS by concurrency")
-    ax1.legend(fontsize=8)
-    ax2.set_xscale("log")
-    ax2.set_xlabel("read latency (us)")
-    ax2.set_ylabel("fraction of reads")
-    ax2.set_title(f"Latency CDF at concurrency {max(depths)} (last repeat)")
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    return [("", fig)]
+        pts = [(d, _spread(r, f"depth{d}", "iops")) for d in depths]
+        xs = [d for d, s in pts if s is not None]
+        ys = [s[0] for _, s in pts if s is not None]
+        if not xs:
+            continue
+        ours = name in ("sysletloop", "kaio")
+        ax.plot(
+            xs,
+            ys,
+            "--" if name == "fio" else "-",
+            marker="o",
+            color=colour(name),
+            linewidth=2.4 if ours else 1.3,
+            markersize=5,
+            label=name,
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(depths, [str(d) for d in depths])
+    ax.set_yscale("log")
+    _plain_log(ax.yaxis)
+    ax.set_xlabel("reads in flight (one task per read)")
+    ax.set_ylabel("reads per second (IOPS, median of repeats, log scale)")
+    ax.grid(which="both", color="#eeeeee", linewidth=0.6)
+    ax.set_title("How many 4 KiB O_DIRECT random reads per second, as more are in flight?")
+    fig.legend(loc="outside right upper", fontsize=9, title="contender")
+    figures: Figures = [("random_reads_iops", fig)]
+
+    case = _headline_case(w, "p99_us", f"depth{max(depths)}")
+    rows = _rows(w, [case], ["p50_us", "p99_us"])
+    fig2, ax2 = plt.subplots(figsize=(10, 1.6 + 0.42 * len(rows)), layout="constrained")
+    _dots(ax2, w, rows, case, "p50_us", "p99_us")
+    ax2.set_xlabel(
+        f"time per read ({unit(w, 'p99_us')}, log scale; lower is better); "
+        "whiskers: min-max over repeats"
+    )
+    depth = case.removeprefix("depth")
+    fig2.suptitle(f"How long does one read take with {depth} in flight?")
+    _dot_legend(fig2, "median (p50)", "99th percentile (p99)")
+    figures.append(("random_reads_latency", fig2))
+    return figures
 
 
-def _echo(w: Mapping[str, Any]) -> list[tuple[str, Any]]:
+def _echo(w: Mapping[str, Any]) -> Figures:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, r in _ok(w):
-        cdf = r["cases"].get("busy", {}).get("samples", {}).get("latency_ms_cdf")
-        if cdf:
-            ax.plot(cdf, [i / (len(cdf) - 1) for i in range(len(cdf))], label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("request latency (ms)")
-    ax.set_ylabel("fraction of requests")
-    ax.set_title("Echo latency while the server does blocking file I/O (last repeat)")
-    ax.legend(fontsize=8)
-    return [("", fig)]
+    case = _headline_case(w, "p99_ms", "busy")
+    rows = _rows(w, [case], ["p50_ms", "p99_ms"])
+    fig, ax = plt.subplots(figsize=(10, 1.8 + 0.42 * len(rows)), layout="constrained")
+    _dots(ax, w, rows, case, "p50_ms", "p99_ms")
+    ax.set_xlabel(
+        f"echo request latency ({unit(w, 'p99_ms')}, log scale; lower is better); "
+        "whiskers: min-max over repeats"
+    )
+    fig.suptitle("Does the server keep answering quickly while it does blocking file I/O?")
+    _dot_legend(fig, "median (p50)", "99th percentile (p99)")
+    return [("echo", fig)]
 
 
-def _blocked(w: Mapping[str, Any]) -> list[tuple[str, Any]]:
+def _blocked(w: Mapping[str, Any]) -> Figures:
     import matplotlib.pyplot as plt
 
-    counts = [int(n) for n in w["params"]["counts"]]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    for metric, ax in zip(("threads", "kib_per_blocked", "cpu_us_per_call"), axes, strict=True):
-        for i, (name, r) in enumerate(_ok(w)):
-            for cap, style in (("uncapped", "-o"), ("default", ":x")):
-                pts = [(n, _median(r, f"n{n}/{cap}", metric)) for n in counts]
-                xs = [n for n, v in pts if v is not None]
-                ys = [v for _, v in pts if v is not None]
-                if xs:
-                    ax.plot(xs, ys, style, color=_color(i), label=f"{name} ({cap})")
-        ax.set_xscale("log")
-        ax.set_xlabel("concurrent blocked calls")
-        ax.set_ylabel(f"{metric} ({w['metrics'][metric]['unit']})")
-        ax.set_title(metric)
-    axes[0].legend(fontsize=6)
-    fig.tight_layout()
-    return [("", fig)]
+    n = max(int(c) for c in w["params"]["counts"])
+    series = [
+        (f"n{n}/default", "each contender's default cap", ""),
+        (f"n{n}/uncapped", f"cap raised to {n}", "//"),
+    ]
+    panels = [
+        ("threads", "OS threads added", "peak growth of the process's thread count"),
+        (
+            "kib_per_blocked",
+            "memory per blocked call (KiB)",
+            "resident memory added ÷ calls blocked at once (a low cap: few calls share it)",
+        ),
+        ("cpu_us_per_call", "CPU time per call (µs)", "process CPU time ÷ calls"),
+        ("wall_s", "wall time (s)", "until every call has returned"),
+    ]
+    rows = _rows(w, [c for c, _, _ in series], [m for m, _, _ in panels])
+    fig, axes = plt.subplots(
+        2, 2, figsize=(12, 2.5 + 0.75 * len(rows)), sharey=True, layout="constrained"
+    )
+    for ax, (metric, title, how) in zip(axes.flat, panels, strict=True):
+        _hbars(ax, w, rows, series, metric)
+        ax.set_title(f"{title}, lower is better", fontsize=10)
+        ax.set_xlabel(how, fontsize=8)
+    fig.suptitle(
+        f"What do {n} calls blocked at once cost?\nbars: median of repeats; whiskers: min-max",
+        fontsize=11,
+    )
+    _series_legend(fig, series)
+    return [("blocked_cost", fig)]
 
 
-def _submit(w: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    cases = ["buffered", "direct"]
-    return [("", _bars(w, cases, "submit_p99_us", "Write submission time, p99", log=True))]
-
-
-def _timer_lag(w: Mapping[str, Any]) -> list[tuple[str, Any]]:
+def _submit(w: Mapping[str, Any]) -> Figures:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 1, figsize=(11, 8), sharey=True)
-    for case, ax in zip(("sequential", "concurrent"), axes, strict=True):
-        for name, r in _ok(w):
-            samples = r["cases"].get(case, {}).get("samples", {})
+    series = [("buffered", "buffered write", ""), ("direct", "O_DIRECT write", "//")]
+    rows = _rows(w, ["buffered", "direct"], ["submit_p99_us"])
+    fig, ax = plt.subplots(figsize=(10, 1.8 + 0.42 * len(rows)), layout="constrained")
+    _hbars(ax, w, rows, series, "submit_p99_us")
+    _log_x(ax)
+    ax.set_xlabel(
+        f"99th percentile of the time the task is held before the write is under way "
+        f"({unit(w, 'submit_p99_us')}, log scale; lower is better); whiskers: min-max"
+    )
+    fig.suptitle("How long does submitting a 4 KiB write hold the task?")
+    _series_legend(fig, series)
+    return [("kaio_submit", fig)]
+
+
+def _timer_lag(w: Mapping[str, Any]) -> Figures:
+    import matplotlib.pyplot as plt
+
+    cases = [
+        ("sequential", "one call at a time"),
+        ("concurrent", "all calls started together"),
+    ]
+    rows = [n for n, r in _ok(w) if any(r["cases"].get(c, {}).get("samples") for c, _ in cases)]
+    calls, sleep_s = w["params"]["calls"], w["params"]["sleep"]
+    fig, axes = plt.subplots(
+        len(rows),
+        2,
+        figsize=(12, 1.4 + 0.95 * len(rows)),
+        sharex="col",
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    # The do-nothing baseline runs its calls one after another even when they are started
+    # together, and would stretch the "together" column to its length: that column ends
+    # where the slowest offloading contender ends, and later ticks are described in words.
+    limits = [_timer_lag_span(w, rows, case) for case, _ in cases]
+    for i, name in enumerate(rows):
+        for j, (case, title) in enumerate(cases):
+            ax = axes[i][j]
+            samples = w["results"][name]["cases"].get(case, {}).get("samples", {})
             if samples.get("t_s"):
-                # a lag of 0 cannot be drawn on a log axis: shown at the 10 us floor
                 lag = [max(v, LAG_FLOOR_MS) for v in samples["lag_ms"]]
-                ax.plot(samples["t_s"], lag, label=name, lw=1)
-        ax.set_yscale("log")
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("timer lag (ms)")
-        ax.set_title(f"Timer lag over time, {case} blocking calls (last repeat)")
-        ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return [("", fig)]
+                ax.plot(samples["t_s"], lag, ".", markersize=2.5, color=colour(name))
+                _note_beyond(ax, samples["t_s"], samples["lag_ms"], limits[j])
+            ax.set_xlim(0, limits[j])
+            ax.axhline(1.0, color="#999999", linestyle=":", linewidth=0.8)
+            ax.set_yscale("log")
+            ax.set_ylim(LAG_FLOOR_MS / 2, 2000)
+            ax.set_yticks([0.01, 1, 100], ["0.01", "1", "100"])
+            ax.minorticks_off()
+            ax.tick_params(labelsize=7)
+            ax.text(0.01, 0.92, name, transform=ax.transAxes, fontsize=9, va="top")
+            if i == 0:
+                ax.set_title(f"{calls} calls of time.sleep({sleep_s}), {title}", fontsize=10)
+        axes[i][0].set_ylabel("ms late", fontsize=8)
+    for j in range(2):
+        axes[-1][j].set_xlabel("time since the timer started (s; one point per tick)")
+    fig.suptitle(
+        "Does a 1 ms timer still fire on time while blocking calls run? "
+        "(lateness of each tick, log scale; dotted: 1 ms)"
+    )
+    return [("timer_lag", fig)]
 
 
-DRAWERS: dict[str, Callable[[Mapping[str, Any]], list[tuple[str, Any]]]] = {
+def _timer_lag_span(w: Mapping[str, Any], rows: Sequence[str], case: str) -> float:
+    """The x range of a timer-lag column: the longest trace but the inline baseline's."""
+    ends = [
+        max(t, default=0.0)
+        for name in rows
+        if name != "asyncio-inline"
+        for t in [w["results"][name]["cases"].get(case, {}).get("samples", {}).get("t_s", [])]
+    ]
+    return 1.05 * max(ends, default=1.0) or 1.0
+
+
+def _note_beyond(ax: Any, ts: Sequence[float], lags: Sequence[float], limit: float) -> None:
+    """Say in words what happened after ``limit`` (ticks off the right edge)."""
+    beyond = [(t, v) for t, v in zip(ts, lags, strict=True) if t > limit]
+    if not beyond:
+        return
+    t, v = max(beyond, key=lambda p: p[1])
+    ax.text(
+        0.98,
+        0.5,
+        f"runs on to {max(ts):.2f} s, off this scale;\nworst tick there: {v:,.0f} ms late "
+        f"at {t:.2f} s",
+        transform=ax.transAxes,
+        ha="right",
+        va="center",
+        fontsize=8,
+        color="#333333",
+    )
+
+
+DRAWERS: dict[str, Callable[[Mapping[str, Any]], Figures]] = {
     "hashing": _hashing,
     "cheap_calls": _cheap,
     "random_reads": _random_reads,

@@ -12,6 +12,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from benchmarks import findings as findings_mod
+from benchmarks.findings import Finding
+
 STATUS_TEXT = {"missing": "missing", "not_applicable": "n/a", "error": "error"}
 
 
@@ -103,7 +106,46 @@ def terminal_table(doc: Mapping[str, Any]) -> str:
     missing = [(n, c["reason"]) for n, c in doc["contenders"].items() if c["status"] == "missing"]
     for n, reason in missing:
         lines.append(f"missing: {n}: {reason}")
+    lines += _terminal_findings(findings_mod.find(doc))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _terminal_findings(found: Mapping[str, Sequence[Finding]]) -> list[str]:
+    """One line per subject and column a peer clearly beat; a count of the rest."""
+    if not found:
+        return []
+    lines = ["", "against the claims (report.md, 'Findings against the claims', says why):"]
+    fuzzy = 0
+    for name, fs in found.items():
+        for (subject, case, metric), group in _grouped(fs).items():
+            clear = [f for f in group if f.clear]
+            fuzzy += len(group) - len(clear)
+            if clear:
+                best = _best(clear)
+                lines.append(
+                    f"  {name} {case} {metric}: {subject} {fmt(best.subject_value['median'])}, "
+                    f"{best.peer} {fmt(best.peer_value['median'])}"
+                    + (f" (and {len(clear) - 1} more)" if len(clear) > 1 else "")
+                )
+    if fuzzy:
+        lines.append(
+            f"  and {fuzzy} peer results better by more than "
+            f"{findings_mod.MARGIN:.0%} but within the spread of the repeats"
+        )
+    return lines
+
+
+def _grouped(fs: Sequence[Finding]) -> dict[tuple[str, str, str], list[Finding]]:
+    groups: dict[tuple[str, str, str], list[Finding]] = {}
+    for f in fs:
+        groups.setdefault((f.subject, f.case, f.metric), []).append(f)
+    return groups
+
+
+def _best(fs: Sequence[Finding]) -> Finding:
+    """The peer that did best of ``fs`` (all on one subject, case and metric)."""
+    sign = 1.0 if fs[0].better == "lower" else -1.0
+    return min(fs, key=lambda f: sign * float(f.peer_value["median"]))
 
 
 def _ops_grid(w: Mapping[str, Any]) -> list[str]:
@@ -201,12 +243,57 @@ def markdown(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]] | None
         "text is below the table.",
         "",
     ]
+    found = findings_mod.find(doc)
+    out += _md_findings_summary(doc, found)
     for name, w in doc["workloads"].items():
-        out += _md_workload(name, w, figures.get(name, ()))
+        out += _md_workload(name, w, figures.get(name, ()), found.get(name, []))
     return "\n".join(out).rstrip() + "\n"
 
 
-def _md_workload(name: str, w: Mapping[str, Any], figures: Sequence[str]) -> list[str]:
+def _md_findings_summary(
+    doc: Mapping[str, Any], found: Mapping[str, Sequence[Finding]]
+) -> list[str]:
+    out = [
+        "## Findings against the claims",
+        "",
+        "A finding is a peer that did better than sysletloop (or the KAIO loop, on random "
+        "reads) on a column that carries the workload's claim, by more than "
+        f"{findings_mod.MARGIN:.0%} of the median. *Clear*: the min-max ranges over the "
+        "repeats do not overlap; *within the spread*: they overlap, and the difference may "
+        "be noise. Each workload's section lists its findings with the reason.",
+        "",
+    ]
+    if not found:
+        return [*out, "None in this run.", ""]
+    rows = []
+    for name, fs in found.items():
+        w = doc["workloads"][name]
+        for (subject, case, metric), group in _grouped(fs).items():
+            best = _best(group)
+            clear = sum(f.clear for f in group)
+            rows.append(
+                [
+                    f"[{name}](#{_anchor(w, name)})",
+                    f"`{case}` `{metric}`",
+                    f"{subject} {fmt(best.subject_value['median'])}",
+                    f"{best.peer} {fmt(best.peer_value['median'])}",
+                    f"{clear} clear, {len(group) - clear} within the spread",
+                ]
+            )
+    out += _md_table(["workload", "column", "subject", "best peer", "peers better"], rows)
+    return [*out, ""]
+
+
+def _anchor(w: Mapping[str, Any], name: str) -> str:
+    """The anchor MyST and GitHub give the workload's heading."""
+    text = f"{w['number']}. {w['title']} ({name})".lower()
+    kept = "".join(ch for ch in text if ch.isalnum() or ch in " -_")
+    return kept.replace(" ", "-")
+
+
+def _md_workload(
+    name: str, w: Mapping[str, Any], figures: Sequence[str], found: Sequence[Finding]
+) -> list[str]:
     out = [
         f"## {w['number']}. {w['title']} (`{name}`)",
         "",
@@ -245,11 +332,41 @@ def _md_workload(name: str, w: Mapping[str, Any], figures: Sequence[str]) -> lis
             out.append(f"- {case}: {items}")
         out.append("")
     out += _md_findings(name, w)
+    out += _md_against(name, w, found)
     errors = [(n, r["error"]) for n, r in w["results"].items() if r["status"] == "error"]
     if errors:
         out += ["Errors:", ""]
         out += [f"- `{n}`: {e}" for n, e in errors]
         out.append("")
+    return out
+
+
+def _md_against(name: str, w: Mapping[str, Any], found: Sequence[Finding]) -> list[str]:
+    """This workload's findings against the claims, by subject and column, with the reason."""
+    if not found:
+        return []
+    out = ["**Findings against the claims:**", ""]
+    told: dict[str, str] = {}  # reason -> the subject it was first given for
+    for subject in dict.fromkeys(f.subject for f in found):
+        for (subj, case, metric), group in _grouped(found).items():
+            if subj != subject:
+                continue
+            s = group[0].subject_value
+            peers = ", ".join(
+                f"`{f.peer}` {fmt(f.peer_value['median'])} [{fmt(f.peer_value['min'])}-"
+                f"{fmt(f.peer_value['max'])}]" + ("" if f.clear else " (within the spread)")
+                for f in group
+            )
+            out.append(
+                f"- `{case}` `{metric}` ({group[0].better} is better): `{subject}` "
+                f"{fmt(s['median'])} [{fmt(s['min'])}-{fmt(s['max'])}]; better: {peers}."
+            )
+        why = findings_mod.reason(name, subject, w) or findings_mod.rerun_hint(name)
+        if why in told:
+            why = f"as for `{told[why]}` above."
+        else:
+            told[why] = subject
+        out += ["", f"Why, for `{subject}`: {why}", ""]
     return out
 
 

@@ -1,4 +1,5 @@
-"""Contenders that are asyncio event loops: stock asyncio, uvloop, sysletloop, KAIO, aiofiles.
+"""Contenders that are asyncio event loops: stock asyncio, uvloop, rloop, sysletloop, KAIO,
+aiofiles.
 
 They share one api implementation (:class:`AsyncioApi`: TaskGroup for concurrency, asyncio
 streams for echo) and differ in two things only: the loop factory and how a blocking call
@@ -294,9 +295,13 @@ class AsyncioContender(Contender):
             return runner.run(wrapped())
 
 
-class UvloopContender(AsyncioContender):
+class ThirdPartyLoopContender(AsyncioContender):
+    """A loop from another package (uvloop, rloop): its module's ``new_event_loop``, blocking
+    calls through ``run_in_executor(None, ...)`` and the loop's default executor."""
+
     def loop_factory(self, max_threads: int | None) -> LoopFactory | None:
-        return cast(LoopFactory, importlib.import_module("uvloop").new_event_loop)
+        assert self._module is not None  # a third-party loop always names its module
+        return cast(LoopFactory, importlib.import_module(self._module).new_event_loop)
 
 
 class SysletContender(AsyncioContender):
@@ -348,12 +353,20 @@ def contenders() -> list[Contender]:
             GENERIC,
             ToThreadApi,
         ),
-        UvloopContender(
+        ThirdPartyLoopContender(
             "uvloop",
             "uvloop, loop.run_in_executor(None, ...)",
             GENERIC,
             RunInExecutorApi,
             module="uvloop",
+            required_attrs=("new_event_loop",),
+        ),
+        ThirdPartyLoopContender(
+            "rloop",
+            "rloop (an asyncio loop written in Rust), loop.run_in_executor(None, ...)",
+            GENERIC,
+            RunInExecutorApi,
+            module="rloop",
             required_attrs=("new_event_loop",),
         ),
         SysletContender(

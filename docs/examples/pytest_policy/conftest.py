@@ -1,4 +1,4 @@
-# pytest-asyncio older than 1.3 (no loop-factory hook): override its policy fixture.
+# pytest-asyncio older than 1.4 (no loop-factory hook): override its policy fixture.
 import pytest
 
 import sysletloop
