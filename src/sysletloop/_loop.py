@@ -209,7 +209,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         self._pending: deque[CallRecord] = deque()
         self._pending_counted_over_cap = 0
-        self._ring: CompletionRing[CallRecord] = CompletionRing(self._write_to_self)
+        self._ring: CompletionRing[CallRecord] = CompletionRing(_weak_wake(self))
         self._own_lock = threading.Lock()
         self._epoch = 0
         self._inline: list[object] | None = None
@@ -1081,6 +1081,20 @@ _TaskSwitch = Callable[[asyncio.AbstractEventLoop, "asyncio.Task[Any]"], None]
 # interrupted eager call finds no current task and these are not called).
 _enter_task: _TaskSwitch = asyncio.tasks._enter_task
 _leave_task: _TaskSwitch = asyncio.tasks._leave_task
+
+
+def _weak_wake(loop: SysletEventLoop) -> Callable[[], None]:
+    """The ring's wake-up: the loop's ``_write_to_self``, held weakly. The ring belongs to
+    the loop; a strong bound method would make loop -> ring -> loop a reference cycle, and
+    a closed loop would wait for the cyclic collector where a stock one is freed at once."""
+    method = weakref.WeakMethod(loop._write_to_self)
+
+    def wake() -> None:
+        write = method()
+        if write is not None:
+            write()
+
+    return wake
 
 
 def _check_blocking_callable(fn: object, api: str) -> None:

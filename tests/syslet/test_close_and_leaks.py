@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
+from typing import Any
 
 import pytest
 
@@ -77,3 +80,29 @@ def test_close_is_idempotent_and_leaves_no_threads_when_nothing_blocked() -> Non
     loop.close()
     assert wait_until(lambda: not loop_threads())
     assert open_fds() <= fds_before
+
+
+@pytest.mark.parametrize(
+    "factory", [asyncio.new_event_loop, sysletloop.new_event_loop], ids=["asyncio", "syslet"]
+)
+def test_a_closed_loop_is_freed_without_the_cyclic_collector(factory: Any) -> None:
+    # Libraries assert that running work through the executor leaves no cyclic garbage:
+    # a closed loop must go the moment its last reference does, as stock asyncio's does,
+    # also after calls that blocked (migrations) and calls that did not.
+    async def main() -> None:
+        await asyncio.to_thread(time.sleep, 0.01)
+        await asyncio.get_running_loop().run_in_executor(None, len, "ab")
+        await asyncio.sleep(0)
+
+    gc.collect()
+    gc.disable()
+    try:
+        loop = factory()
+        loop.run_until_complete(main())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+        ref = weakref.ref(loop)
+        del loop
+        assert ref() is None, [type(r).__name__ for r in gc.get_referrers(ref())]
+    finally:
+        gc.enable()
