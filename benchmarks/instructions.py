@@ -1,0 +1,280 @@
+"""Instructions per operation, ours beside stock asyncio's, counted by valgrind's callgrind.
+
+Wall time on a shared 2-vCPU VM swings by 10% from run to run; instruction counts do not:
+callgrind counts what the CPU executes for the same binary and input whatever else the
+machine does. So the loop's hot paths are compared here by instructions.
+
+Run from the repository root, with sysletloop installed into the Python you name and
+valgrind on the machine (Debian: ``apt-get install valgrind``)::
+
+    python -m benchmarks.instructions                    # this Python, a table
+    python -m benchmarks.instructions --python .venv/py3.11/bin/python --json
+
+How one number is made: a child process (this module, ``--child``) does an operation
+``n`` times on one loop; it runs under callgrind twice, with ``n = N`` and ``n = 2N``,
+and the operation's cost is ``(I(2N) - I(N)) / N``. Interpreter start-up, imports, loop
+creation and teardown cancel out; what remains is the steady-state cost of one
+operation. ``PYTHONHASHSEED=0`` and a fixed ``N`` make each child's work repeatable; the
+watchdog thread's timer wake-ups are the one source of variation left (a few hundred
+instructions per wake-up), which is why the C watchdog is parked whenever nothing runs
+inline and ``N`` is large enough to drown it.
+
+The operations (each on the stock loop and on the syslet loop, same Python):
+
+``callback``       one ``call_soon`` callback run by the loop (a chain of them).
+``iteration_100``  one loop iteration with 100 ready callbacks and one task step.
+``idle_step``      one iteration whose only handle is a task step (``await sleep(0)``).
+``socket_rt``      one round trip of 64 bytes over a socket pair, streams on both ends.
+``future_rt``      a bare future round trip: ``call_soon(fut.set_result)``, ``await fut``.
+``to_thread``      ``await asyncio.to_thread(len, b)`` (stock: a pool thread; ours: inline).
+``run_in_executor`` ``await loop.run_in_executor(None, len, b)``.
+``call``           ``await sysletloop.call(len, b)`` (syslet loop only).
+``eager``          ``await sysletloop.call_eager(len, b)`` (syslet loop only; beside it,
+                   stock's column holds a direct ``len(b)`` inside the coroutine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+OPERATIONS = (
+    "callback",
+    "iteration_100",
+    "idle_step",
+    "socket_rt",
+    "future_rt",
+    "to_thread",
+    "run_in_executor",
+    "call",
+    "eager",
+)
+SYSLET_ONLY = frozenset({"call", "eager"})
+DEFAULT_N = 2000
+
+
+# ---------------------------------------------------------------- the child's operations
+
+
+def _noop() -> None:
+    pass
+
+
+async def _callback_chain(n: int) -> None:
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    left = [n]
+
+    def step() -> None:
+        left[0] -= 1
+        if left[0]:
+            loop.call_soon(step)
+        else:
+            done.set_result(None)
+
+    loop.call_soon(step)
+    await done
+
+
+async def _iteration_100(n: int) -> None:
+    loop = asyncio.get_running_loop()
+    for _ in range(n):
+        for _ in range(100):
+            loop.call_soon(_noop)
+        await asyncio.sleep(0)
+
+
+async def _idle_step(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def _socket_rt(n: int) -> None:
+    a, b = socket.socketpair()
+    reader_a, writer_a = await asyncio.open_connection(sock=a)
+    reader_b, writer_b = await asyncio.open_connection(sock=b)
+    payload = b"x" * 64
+    for _ in range(n):
+        writer_a.write(payload)
+        got = await reader_b.readexactly(64)
+        writer_b.write(got)
+        await reader_a.readexactly(64)
+    for writer in (writer_a, writer_b):
+        writer.close()
+        await writer.wait_closed()
+
+
+async def _future_rt(n: int) -> None:
+    loop = asyncio.get_running_loop()
+    for _ in range(n):
+        fut = loop.create_future()
+        loop.call_soon(fut.set_result, None)
+        await fut
+
+
+async def _to_thread(n: int) -> None:
+    data = b"abc"
+    for _ in range(n):
+        await asyncio.to_thread(len, data)
+
+
+async def _run_in_executor(n: int) -> None:
+    loop = asyncio.get_running_loop()
+    data = b"abc"
+    for _ in range(n):
+        await loop.run_in_executor(None, len, data)
+
+
+async def _call(n: int) -> None:
+    import sysletloop
+
+    data = b"abc"
+    for _ in range(n):
+        await sysletloop.call(len, data)
+
+
+async def _eager(n: int, *, direct: bool) -> None:
+    import sysletloop
+
+    data = b"abc"
+    for _ in range(n):
+        if direct:
+            len(data)
+        else:
+            await sysletloop.call_eager(len, data)
+
+
+def _operation(name: str, loop: str) -> Callable[[int], Awaitable[None]]:
+    if name == "eager":
+        return lambda n: _eager(n, direct=loop == "stock")
+    table: dict[str, Callable[[int], Awaitable[None]]] = {
+        "callback": _callback_chain,
+        "iteration_100": _iteration_100,
+        "idle_step": _idle_step,
+        "socket_rt": _socket_rt,
+        "future_rt": _future_rt,
+        "to_thread": _to_thread,
+        "run_in_executor": _run_in_executor,
+        "call": _call,
+    }
+    return table[name]
+
+
+def _child(name: str, loop: str, n: int) -> None:
+    """Warm up (n // 10, so caches and the pool exist in both runs alike), then n."""
+    if loop == "syslet":
+        import sysletloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] = sysletloop.new_event_loop
+    else:
+        factory = asyncio.new_event_loop
+    op = _operation(name, loop)
+
+    async def main() -> None:
+        await op(max(1, n // 10))
+        await op(n)
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
+
+
+# ---------------------------------------------------------------- the parent
+
+
+def _instructions(python: str, name: str, loop: str, n: int) -> int:
+    """Total instructions (all threads) of one child run under callgrind."""
+    with tempfile.TemporaryDirectory(prefix="sysletloop-callgrind-") as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            python,
+            "-m",
+            "benchmarks.instructions",
+            "--child",
+            name,
+            loop,
+            str(n),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"{name} on {loop} failed under callgrind:\n{result.stderr[-2000:]}")
+        match = re.search(r"Collected\s*:\s*(\d+)", result.stderr)
+        if match is None:
+            raise RuntimeError(f"no instruction total in callgrind's output:\n{result.stderr[-2000:]}")
+        return int(match.group(1))
+
+
+def measure(python: str, operations: list[str], n: int) -> list[dict[str, Any]]:
+    rows = []
+    for name in operations:
+        row: dict[str, Any] = {"operation": name}
+        for loop in ("stock", "syslet"):
+            if loop == "stock" and name == "call":
+                row[loop] = None
+                continue
+            low = _instructions(python, name, loop, n)
+            high = _instructions(python, name, loop, 2 * n)
+            row[loop] = (high - low) / n
+        stock, ours = row["stock"], row["syslet"]
+        row["ratio"] = ours / stock if stock else None
+        rows.append(row)
+    return rows
+
+
+def _table(python_version: str, rows: list[dict[str, Any]]) -> str:
+    lines = [
+        f"instructions per operation, Python {python_version} (callgrind, (I(2N)-I(N))/N)",
+        f"{'operation':<16} {'stock asyncio':>14} {'sysletloop':>12} {'ratio':>7}",
+    ]
+    for row in rows:
+        stock = "-" if row["stock"] is None else f"{row['stock']:,.0f}"
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        lines.append(f"{row['operation']:<16} {stock:>14} {row['syslet']:>12,.0f} {ratio:>7}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
+    parser.add_argument("--python", default=sys.executable, help="the interpreter to measure")
+    parser.add_argument("--n", type=int, default=DEFAULT_N, help="operations in the base run")
+    parser.add_argument("--ops", nargs="+", choices=OPERATIONS, default=list(OPERATIONS))
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", nargs=3, metavar=("OP", "LOOP", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        name, loop, n = args.child
+        _child(name, loop, int(n))
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
+        return 2
+    version = subprocess.run(
+        [args.python, "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    rows = measure(args.python, args.ops, args.n)
+    if args.json:
+        print(json.dumps({"python": version, "n": args.n, "rows": rows}, indent=2))
+    else:
+        print(_table(version, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
