@@ -214,7 +214,9 @@ def _instructions(python: str, name: str, loop: str, n: int) -> int:
             raise RuntimeError(f"{name} on {loop} failed under callgrind:\n{result.stderr[-2000:]}")
         match = re.search(r"Collected\s*:\s*(\d+)", result.stderr)
         if match is None:
-            raise RuntimeError(f"no instruction total in callgrind's output:\n{result.stderr[-2000:]}")
+            raise RuntimeError(
+                f"no instruction total in callgrind's output:\n{result.stderr[-2000:]}"
+            )
         return int(match.group(1))
 
 

@@ -1,0 +1,35 @@
+"""``benchmarks.instructions``: every operation runs, on both loops, as its child does.
+
+The counting itself needs valgrind (``python -m benchmarks.instructions``); this checks
+that what it counts is real work that completes, on every supported Python.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import instructions
+
+
+# sysletloop.call exists on the syslet loop only
+CASES = [
+    (op, loop)
+    for op in instructions.OPERATIONS
+    for loop in ("stock", "syslet")
+    if not (loop == "stock" and op == "call")
+]
+
+
+@pytest.mark.parametrize(("operation", "loop"), CASES)
+def test_every_operation_runs_on_both_loops(operation: str, loop: str) -> None:
+    instructions._child(operation, loop, 20)
+
+
+def test_the_table_names_every_operation_and_its_ratio() -> None:
+    rows = [
+        {"operation": "future_rt", "stock": 100.0, "syslet": 120.0, "ratio": 1.2},
+        {"operation": "call", "stock": None, "syslet": 80.0, "ratio": None},
+    ]
+    table = instructions._table("3.x", rows)
+    assert "future_rt" in table and "1.20" in table
+    assert "call" in table.splitlines()[-1] and "-" in table.splitlines()[-1]
