@@ -10,7 +10,6 @@ import pytest
 
 from benchmarks import instructions
 
-
 # sysletloop.call exists on the syslet loop only
 CASES = [
     (op, loop)
