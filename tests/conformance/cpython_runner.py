@@ -33,7 +33,11 @@ def substitute(which: str) -> None:
     unix_events: Any = asyncio.unix_events
     # The class asyncio's public DefaultEventLoopPolicy resolves to (touching the public
     # name warns from 3.14 on, where asyncio deprecated policies).
-    base: Any = unix_events._DefaultEventLoopPolicy
+    base: Any = (
+        unix_events._DefaultEventLoopPolicy
+        if sys.version_info >= (3, 14)
+        else unix_events.DefaultEventLoopPolicy
+    )
     loop_class: type[asyncio.AbstractEventLoop]
     if which == "kaio":
         loop_class = kaio.KaioEventLoop
