@@ -103,7 +103,13 @@ _threadlocals: Any = None
 _claim_worker_thread: Any = None
 _backend_class: Any = None
 _cancel_scope_class: Any = None
-_set_async_library: Callable[[str | None], object] = lambda name: None
+
+
+def _set_no_library(name: str | None) -> object:
+    return None  # replaced by install()
+
+
+_set_async_library: Callable[[str | None], object] = _set_no_library
 _no_limiter = contextlib.nullcontext()
 
 
@@ -182,7 +188,10 @@ def _hook() -> None:
     _backend_class = backend_class
     _cancel_scope_class = scope_class
     _set_async_library = setter
-    backend_class.run_sync_in_worker_thread = classmethod(_run_sync_in_worker_thread)
+    # The hook itself: anyio's types for the method are anyio's business.
+    backend_class.run_sync_in_worker_thread = classmethod(  # type: ignore[method-assign,assignment]
+        _run_sync_in_worker_thread
+    )
 
 
 # ------------------------------------------------------------------ the hook
