@@ -40,6 +40,11 @@ anyio internals relied on (read in anyio 4.4.0 through 4.16.0, which all agree)
     The version is checked against that range when the hook is installed: an anyio
     outside it is refused with an error naming the version, rather than guessed at.
 
+FastAPI and Starlette details relied on (for the predictor only: see ``_profiled``)
+    FastAPI's ``partial(_run_sync_endpoint, function=endpoint, ...)`` and Starlette's
+    ``_next(iterator)``: their calls are profiled per endpoint and per generator function.
+    If either changes, calls are profiled per trampoline: still correct, less precise.
+
 Thread rules
     :func:`install` runs on the thread creating a loop; it patches a class attribute
     under ``_install_lock``. :func:`_run_routed` runs in a task on the loop's owner.
@@ -229,7 +234,25 @@ async def _run_routed(
             context = copy_context()
             context.run(_set_async_library, None)
             call = functools.partial(_in_worker, _worker_locals(loop), worker_scope, func)
-            return await loop._submit(call, args, None, context, func)
+            return await loop._submit(call, args, None, context, _profiled(func, args))
+
+
+def _profiled(func: Callable[..., Any], args: tuple[Any, ...]) -> object:
+    """What the blocking predictor should learn about: the callable itself, except for
+    the frameworks' trampolines that every call goes through. FastAPI runs every ``def``
+    endpoint as ``partial(_run_sync_endpoint, function=endpoint, arguments=...)``, and
+    Starlette every sync iterator of a streaming response as ``_next(iterator)``: keyed
+    by the trampoline, one slow endpoint (or stream) would send all the others to spare
+    threads."""
+    if type(func) is functools.partial:
+        endpoint = func.keywords.get("function")
+        if endpoint is not None and getattr(func.func, "__name__", "") == "_run_sync_endpoint":
+            return endpoint
+    elif args and getattr(func, "__name__", "") == "_next":
+        code = getattr(args[0], "gi_code", None)
+        if code is not None:
+            return code  # a generator: its function's code
+    return func
 
 
 def _worker_locals(loop: SysletEventLoop) -> dict[str, Any]:

@@ -84,6 +84,26 @@ def test_def_endpoints_fast_and_blocking(loop_factory: LoopFactory) -> None:
     drive(loop_factory, body)
 
 
+def test_a_slow_def_endpoint_does_not_send_the_fast_ones_away(loop_factory: LoopFactory) -> None:
+    # FastAPI runs every def endpoint through one trampoline (_run_sync_endpoint): the
+    # blocking predictor must learn per endpoint, not per trampoline.
+    if not routed(loop_factory):
+        pytest.skip("about the syslet loop's predictor")
+
+    async def body(client: httpx.AsyncClient) -> None:
+        for i in range(3):
+            await client.get(f"/sleep?s=0.01&i={i}")
+        info = (await client.get("/info")).json()
+        assert (await client.get("/fast")).json()["thread"] == info["loop_thread"]
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, sysletloop.SysletEventLoop)
+        names = {c.name: c for c in loop.syslet_callables()}
+        assert any(name.startswith("sleep ") for name in names), names
+        assert any(name.startswith("fast ") for name in names), names
+
+    drive(loop_factory, body)
+
+
 def test_def_endpoint_raising(loop_factory: LoopFactory) -> None:
     async def body(client: httpx.AsyncClient) -> None:
         with pytest.raises(ValueError, match="raised in a def endpoint"):
