@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 import sqlite3
@@ -101,6 +102,12 @@ def sqlite_def() -> dict[str, Any]:
 @app.get("/file")
 def file_def() -> FileResponse:
     return FileResponse(FILE)
+
+
+@app.get("/_stats")
+async def loop_stats() -> dict[str, Any]:
+    stats = getattr(asyncio.get_running_loop(), "syslet_stats", None)
+    return dataclasses.asdict(stats()) if stats is not None else {}
 
 
 @app.post("/_lag/reset")
