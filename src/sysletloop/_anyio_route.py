@@ -61,7 +61,9 @@ How ``from_thread`` works inside an inline call
     call goes on. So a call into the loop from an inline call costs one threshold (1 ms)
     and one migration, and the predictor sends that callable to a spare next time.
 
-Where it differs from anyio's threads (see docs/fastapi.rst)
+Where it differs from anyio's threads, or matches it in a way worth saying (see
+docs/fastapi.rst; anyio's own tests/test_to_thread.py and test_from_thread.py were run
+with this option: the failures left are these)
     * ``limiter=None`` does not take a token of anyio's default limiter (40): calls that
       do not block use no thread, blocked calls are capped by ``max_blocked``. Setting
       ``current_default_thread_limiter().total_tokens`` has no effect on routed calls.
@@ -69,8 +71,10 @@ Where it differs from anyio's threads (see docs/fastapi.rst)
       thread-locals, ``sqlite3``'s same-thread check: see the migration guide).
     * ``run_sync`` checks for cancellation but does not yield an extra time before the
       call: the call itself always suspends the task until the end of an iteration.
-    * a ``StopIteration`` raised by ``func`` becomes ``RuntimeError`` as with anyio, with
-      the loop's message.
+    * a call already submitted runs even if its task is cancelled before the loop starts
+      it (anyio's worker checks for that, but has always picked the call up by then).
+    * ``BlockingPortal`` methods refuse to be called from an inline call ("cannot be
+      called from the event loop thread"): it *is* the thread the portal was made on.
 
 Rejected alternatives
     * Replacing ``anyio.to_thread.run_sync``: modules that did ``from anyio.to_thread
@@ -116,6 +120,7 @@ def _set_no_library(name: str | None) -> object:
 
 _set_async_library: Callable[[str | None], object] = _set_no_library
 _no_limiter = contextlib.nullcontext()
+_shield = asyncio.shield
 
 
 def installed() -> bool:
@@ -234,7 +239,11 @@ async def _run_routed(
             context = copy_context()
             context.run(_set_async_library, None)
             call = functools.partial(_in_worker, _worker_locals(loop), worker_scope, func)
-            return await loop._submit(call, args, None, context, _profiled(func, args))
+            future = loop._submit(call, args, None, context, _profiled(func, args))
+            # Once handed over, the call runs even if the task is cancelled before the
+            # loop starts it (as a call handed to an anyio worker does): the shield keeps
+            # the task's cancellation off the loop's future, and drops the outcome.
+            return await _shield(future)
 
 
 def _profiled(func: Callable[..., Any], args: tuple[Any, ...]) -> object:
@@ -284,6 +293,8 @@ def _in_worker(
     mine["current_cancel_scope"] = scope
     try:
         return func(*args)
+    except StopIteration as exc:  # anyio's message for it
+        raise RuntimeError("coroutine raised StopIteration") from exc
     finally:
         mine.clear()
         if saved:

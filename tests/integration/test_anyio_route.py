@@ -76,7 +76,7 @@ async def test_result_and_exception_come_back() -> None:
 
 @pytest.mark.anyio
 async def test_stop_iteration_becomes_runtime_error() -> None:
-    with pytest.raises(RuntimeError, match="StopIteration") as info:
+    with pytest.raises(RuntimeError, match="coroutine raised StopIteration") as info:
         await anyio.to_thread.run_sync(next, iter(()))
     assert isinstance(info.value.__cause__, StopIteration)
 
@@ -117,6 +117,27 @@ async def test_abandon_on_cancel_lets_the_task_go_and_the_call_finish() -> None:
     assert gate.started.is_set()
     gate.release.set()  # the call finishes on its own; its outcome is dropped
     await anyio.sleep(0.01)
+
+
+@pytest.mark.anyio
+async def test_a_call_cancelled_before_the_loop_starts_it_still_runs() -> None:
+    # anyio's test_cancel_wait_on_thread: the task is cancelled as soon as it waits, which
+    # on a syslet loop is before the end of the iteration that runs the call.
+    event = threading.Event()
+    ran: list[bool] = []
+
+    def wait_event() -> None:
+        ran.append(event.wait(5))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: anyio.to_thread.run_sync(wait_event, abandon_on_cancel=True))
+        await anyio.wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()
+    await anyio.to_thread.run_sync(event.set)
+    with anyio.fail_after(10):
+        while not ran:
+            await anyio.sleep(0.001)
+    assert ran == [True]
 
 
 @pytest.mark.anyio
