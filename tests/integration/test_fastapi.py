@@ -190,18 +190,23 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp: Path, *extra: str) -> None:
+    def __init__(self, tmp: Path, *extra: str, gunicorn: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, PYTHONPATH=str(ROOT), SYSLETLOOP_TEST_FILES=str(tmp))
-        self.log = tmp / f"uvicorn-{self.port}.log"
+        self.log = tmp / f"server-{self.port}.log"
+        if gunicorn:
+            argv = [sys.executable, "-m", "gunicorn", "tests.integration.fastapi_app:app",
+                    "-k", "tests.integration.gunicorn_worker.SysletWorker",
+                    "-b", f"127.0.0.1:{self.port}", *extra]  # fmt: skip
+        else:
+            argv = [sys.executable, "-m", "uvicorn", "tests.integration.fastapi_app:app",
+                    "--host", "127.0.0.1", "--port", str(self.port), "--loop", LOOP_OPTION,
+                    "--log-level", "warning", *extra]  # fmt: skip
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "tests.integration.fastapi_app:app",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--loop", LOOP_OPTION,
-                 "--log-level", "warning", *extra],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -319,5 +324,23 @@ def test_uvicorn_workers_each_run_a_routed_syslet_loop(
                 info = client.get("/info").json()
                 assert info["loop"] == "SysletEventLoop" and info["route_anyio"]
                 assert client.get("/sleep?s=0.01&i=1").json()["i"] == 1
+    finally:
+        server.stop()
+
+
+def test_gunicorn_uvicorn_workers_run_a_routed_syslet_loop(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    pytest.importorskip("gunicorn")
+    pytest.importorskip("uvicorn_worker")
+    tmp = tmp_path_factory.mktemp("gunicorn")
+    fastapi_app.make_files(tmp)
+    server = Server(tmp, "-w", "2", gunicorn=True)
+    try:
+        for _ in range(6):
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                info = client.get("/info").json()
+                assert info["loop"] == "SysletEventLoop" and info["route_anyio"]
+                assert client.get("/from-thread?x=2").json()["got"]["x"] == 2
     finally:
         server.stop()
