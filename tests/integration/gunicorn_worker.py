@@ -3,10 +3,13 @@ tells gunicorn users to write (``gunicorn app:app -k module.SysletWorker``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn_worker import UvicornWorker
 
 
 class SysletWorker(UvicornWorker):
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "sysletloop:new_anyio_event_loop", "http": "auto"}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
+        "loop": "sysletloop:new_anyio_event_loop",
+        "http": "auto",
+    }
