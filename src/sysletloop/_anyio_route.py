@@ -19,7 +19,9 @@ Glossary
 
 The one anyio point hooked
     ``anyio._backends._asyncio.AsyncIOBackend.run_sync_in_worker_thread``, the backend
-    classmethod ``anyio.to_thread.run_sync`` calls (and nothing else does), is replaced,
+    classmethod ``anyio.to_thread.run_sync`` calls (anyio's own ``open_file``, ``Path``
+    and friends, and Starlette's ``run_in_threadpool``, reach it through that function),
+    is replaced,
     once per process, by a classmethod that looks at the running loop: a syslet loop with
     ``route_anyio`` gets :func:`_run_routed`; any other loop gets anyio's original method,
     called as it was. It is installed when the first loop with the option is created,
@@ -47,7 +49,10 @@ FastAPI and Starlette details relied on (for the predictor only: see ``_profiled
 
 Thread rules
     :func:`install` runs on the thread creating a loop; it patches a class attribute
-    under ``_install_lock``. :func:`_run_routed` runs in a task on the loop's owner.
+    under ``_install_lock`` (``_installed`` is read without it first: it only ever goes
+    from False to True, after the patch). :func:`_run_routed` runs in a task on the
+    loop's owner, and so does :func:`_worker_locals`, which caches its answer in the
+    loop's ``__dict__`` (owner only, like the rest of the loop's state).
     :func:`_in_worker` runs on whichever thread runs the call (the owner inline, the
     thread left behind when it blocked, or a spare the predictor sent it to); it touches
     only that thread's own thread-local dict, and puts back what was there before (an
@@ -83,6 +88,8 @@ Rejected alternatives
     * A thread-local fallback patched into ``anyio.from_thread``: it would change anyio
       for every thread, where setting anyio's own worker locals around each call changes
       nothing outside routed calls.
+    * Something per loop instead of per process: anyio looks its backend class up by
+      name ("asyncio") for every loop, and offers no per-loop hook for its threads.
 """
 
 from __future__ import annotations
