@@ -6,7 +6,8 @@ outcome to a completion ring (the syslet model of Linux's 2007 asynchronous syst
 calls, in user space). Calls that do not block complete inline, with no thread hop.
 
 Entry points: :func:`run`, :func:`new_event_loop` (a ``loop_factory``),
-:class:`EventLoopPolicy`, and :func:`call` for an explicit blocking call;
+:class:`EventLoopPolicy`, :func:`new_anyio_event_loop` (the same, with ``route_anyio``:
+for uvicorn's ``--loop``), and :func:`call` for an explicit blocking call;
 ``loop.run_in_executor(None, ...)`` and ``asyncio.to_thread`` take the same path.
 """
 
@@ -17,7 +18,7 @@ from ._call import call, call_eager
 from ._loop import SysletEventLoop
 from ._options import LoopOptions
 from ._profile import CallableStats
-from ._runner import EventLoopPolicy, new_event_loop, run
+from ._runner import EventLoopPolicy, new_anyio_event_loop, new_event_loop, run
 from ._stats import SysletStats
 
 try:
@@ -34,6 +35,7 @@ __all__ = [
     "__version__",
     "call",
     "call_eager",
+    "new_anyio_event_loop",
     "new_event_loop",
     "run",
     "to_thread",

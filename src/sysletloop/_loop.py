@@ -206,6 +206,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, selector: Any = None, **options: Any) -> None:
         self._syslet_options = LoopOptions.from_mapping(options)
+        if self._syslet_options.route_anyio:
+            from ._anyio_route import install  # imports anyio: only when asked for
+
+            install()
         super().__init__(selector)
         self._pending: deque[CallRecord] = deque()
         self._pending_counted_over_cap = 0
@@ -612,16 +616,17 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         args: tuple[Any, ...],
         kwargs: dict[str, Any] | None,
         context: contextvars.Context,
+        profile_as: object = None,
     ) -> asyncio.Future[T]:
+        # profile_as: the callable to learn about, when fn wraps it (_anyio_route).
         if self._debug:
             self._check_thread()
         future: asyncio.Future[T] = self.create_future()
         read = None
         if self._nowait.supported and not kwargs:
             read = positional_read(fn, args)
-        self._pending.append(
-            CallRecord(fn, args, kwargs, context, future, self._profiles.get(fn), read)
-        )
+        profile = self._profiles.get(fn if profile_as is None else profile_as)
+        self._pending.append(CallRecord(fn, args, kwargs, context, future, profile, read))
         return future
 
     def _runnable_calls(self) -> bool:

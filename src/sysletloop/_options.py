@@ -51,6 +51,12 @@ class LoopOptions:
     ``route_executor``
         Whether ``run_in_executor(None, ...)`` (and so ``asyncio.to_thread``) takes the
         syslet path. With ``False`` they use asyncio's default thread pool as usual.
+    ``route_anyio``
+        Whether ``anyio.to_thread.run_sync`` (and so FastAPI's and Starlette's ``def``
+        endpoints, sync dependencies, ``run_in_threadpool``, file responses) takes the
+        syslet path on this loop instead of anyio's worker threads. Off by default: it
+        changes which thread runs the callable. Needs anyio 4.4 to 4.16; an anyio
+        sysletloop does not know is refused when the loop is created.
     """
 
     block_threshold: float = DEFAULT_BLOCK_THRESHOLD
@@ -58,6 +64,7 @@ class LoopOptions:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     route_executor: bool = True
     predict_blocking: bool = True
+    route_anyio: bool = False
 
     def __post_init__(self) -> None:
         _check_seconds("block_threshold", self.block_threshold, upper=60.0)
@@ -66,7 +73,7 @@ class LoopOptions:
             raise TypeError(f"max_blocked must be an int, got {type(self.max_blocked).__name__}")
         if self.max_blocked < 1:
             raise ValueError(f"max_blocked must be at least 1, got {self.max_blocked}")
-        for name in ("route_executor", "predict_blocking"):
+        for name in ("route_executor", "predict_blocking", "route_anyio"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, got {type(value).__name__}")

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 from ._loop import SysletEventLoop
 from ._options import LoopOptions
 
-__all__ = ["EventLoopPolicy", "new_event_loop", "run"]
+__all__ = ["EventLoopPolicy", "new_anyio_event_loop", "new_event_loop", "run"]
 
 T = TypeVar("T")
 
@@ -27,6 +27,14 @@ T = TypeVar("T")
 def new_event_loop(**options: Any) -> SysletEventLoop:
     """A new :class:`SysletEventLoop`; usable as ``loop_factory`` of ``asyncio.run``
     (3.12+) and ``asyncio.Runner``."""
+    return SysletEventLoop(**options)
+
+
+def new_anyio_event_loop(**options: Any) -> SysletEventLoop:
+    """A new :class:`SysletEventLoop` with ``route_anyio=True``: ``anyio.to_thread.run_sync``
+    (FastAPI's and Starlette's thread work) takes the syslet path on it. The loop factory
+    for uvicorn: ``uvicorn app:app --loop sysletloop:new_anyio_event_loop``."""
+    options.setdefault("route_anyio", True)
     return SysletEventLoop(**options)
 
 

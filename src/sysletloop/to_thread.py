@@ -39,6 +39,10 @@ What differs, on the syslet path
       loop (``block_threshold``). Callables that call back into the loop belong on
       ``anyio.to_thread.run_sync``.
 
+To send anyio's own ``to_thread.run_sync`` (and so FastAPI's and Starlette's thread
+work) down the syslet path, with ``from_thread`` working inside it, create the loop with
+``route_anyio=True`` instead (``sysletloop._anyio_route``).
+
 anyio is needed only when ``run_sync`` is called (the import is inside); importing this
 module needs nothing but the standard library.
 """

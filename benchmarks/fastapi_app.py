@@ -1,0 +1,129 @@
+"""The FastAPI app ``benchmarks.fastapi_serve`` puts under load, one endpoint per case.
+
+Served by a real uvicorn (``uvicorn benchmarks.fastapi_app:app --loop ...``). Besides the
+endpoints, a *ticker* task sleeps 1 ms in a loop and records how late each wake-up was:
+the loop's lag while the load runs. ``/_lag/reset`` starts a window, ``/_lag`` reports
+its p50/p99/max in milliseconds. ``SYSLETLOOP_BENCH_DIR`` holds the 64 KiB file and the
+SQLite database (``prepare`` writes them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import random
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+
+DATA_DIR = Path(os.environ.get("SYSLETLOOP_BENCH_DIR", "/var/tmp/sysletloop-fastapi"))
+FILE = DATA_DIR / "64k.bin"
+DATABASE = DATA_DIR / "rows.db"
+ROWS = 10_000
+TICK = 0.001  # seconds: the ticker's period
+
+
+def prepare(directory: Path = DATA_DIR) -> None:
+    """Write the 64 KiB file and a 10,000-row SQLite database under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "64k.bin").write_bytes(os.urandom(64 * 1024))
+    path = directory / "rows.db"
+    path.unlink(missing_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("create table items (id integer primary key, name text, price real)")
+        db.executemany(
+            "insert into items values (?, ?, ?)",
+            ((i, f"item {i}", i * 0.25) for i in range(ROWS)),
+        )
+
+
+class Lag:
+    """Lateness of a 1 ms timer, per window (owner: the loop, whichever thread runs it)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(TICK)
+            self.samples.append(max(0.0, loop.time() - before - TICK))
+
+
+lag = Lag()
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    task = asyncio.create_task(lag.run())
+    yield
+    task.cancel()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/json")
+def json_def() -> dict[str, Any]:
+    return {"id": 1, "name": "widget", "tags": ["a", "b"], "price": 9.5}
+
+
+@app.get("/async-json")
+async def json_async() -> dict[str, Any]:
+    return {"id": 1, "name": "widget", "tags": ["a", "b"], "price": 9.5}
+
+
+@app.get("/sleep")
+def sleep_def() -> dict[str, bool]:
+    time.sleep(0.05)
+    return {"slept": True}
+
+
+@app.get("/sqlite")
+def sqlite_def() -> dict[str, Any]:
+    # A connection per request, closed at its end: which thread runs a def endpoint is
+    # not fixed (anyio's pool, or a syslet loop's thread of the moment), and a sqlite3
+    # connection belongs to the thread that opened it.
+    with contextlib.closing(sqlite3.connect(DATABASE)) as db:
+        row = db.execute(
+            "select id, name, price from items where id = ?", (random.randrange(ROWS),)
+        ).fetchone()
+    return {"id": row[0], "name": row[1], "price": row[2]}
+
+
+@app.get("/file")
+def file_def() -> FileResponse:
+    return FileResponse(FILE)
+
+
+@app.get("/_stats")
+async def loop_stats() -> dict[str, Any]:
+    stats = getattr(asyncio.get_running_loop(), "syslet_stats", None)
+    return dataclasses.asdict(stats()) if stats is not None else {}
+
+
+@app.post("/_lag/reset")
+async def lag_reset() -> dict[str, bool]:
+    lag.samples = []
+    return {"ok": True}
+
+
+@app.get("/_lag")
+async def lag_report() -> dict[str, float]:
+    samples = sorted(lag.samples)
+    if not samples:
+        return {"p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0, "ticks": 0}
+
+    def at(q: float) -> float:
+        return samples[min(len(samples) - 1, int(q * len(samples)))] * 1e3
+
+    return {"p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": samples[-1] * 1e3,
+            "ticks": len(samples)}  # fmt: skip
