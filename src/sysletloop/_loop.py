@@ -31,8 +31,13 @@ Thread rules
     ``_pending``, the counters without a lock) is touched only by the owner, as in stock
     asyncio. ``_own_lock`` guards the hand-over: the claimer's reads of ``_inline``, ``_epoch``,
     ``_blocked_total``/``_blocked_drained``/``_peak_blocked``/``_migrations`` and
-    ``_thread_id`` writes after the first. The ring, the watchdog and the thread cache
-    state their own rules.
+    ``_thread_id`` writes after the first. The shortage state (``_short_of_threads``,
+    ``_max_blocked_now``, ``_cap``, ``_thread_start_failures``) is written under
+    ``_own_lock`` by any thread that saw a start fail, and read by the owner without it:
+    a stale read lets at most one more call start inline, which then stalls instead of
+    moving (assumed: the GIL makes the store visible; a free-threaded build would want
+    these reads under the lock, off the fast path as they are). The ring, the watchdog
+    and the thread cache state their own rules.
 
 The hand-over, step by step (the race between a call returning and the watchdog):
     1. The owner puts the call in a fresh cell, sets ``_inline = cell``, arms the
@@ -70,12 +75,65 @@ Eager calls and taking the loop back (``call_eager``):
     owns the loop again, and starts a fresh iteration. A run never ends while a steal
     request is pending: the last owner hands over instead, and the requester ends it.
 
+When threads run out (a cgroup's pids.max, RLIMIT_NPROC, threads-max, memory):
+    The loop is never handed to a thread that does not exist. The claim (2b) gets its
+    successor *before* it pops the cell: ``ThreadCache.reserve`` gives a parked worker,
+    an idle one or one whose ``start()`` returned, and builds the job; only then, under
+    ``_own_lock``, does it pop. If the call returned meanwhile, the reserved worker gets
+    a no-op job and goes idle. After the pop nothing is left that can fail but integer
+    arithmetic and a lock release (``ThreadCache.hand``).
+    If no successor can be had, the claim does not happen: the call keeps the loop
+    until it returns, as a stock loop keeps it during a blocking callback (a *stall*,
+    never a hang; ``stalled_calls``). That is the one path where a failed start meets a
+    call already running inline, and it cannot be closed without starting a thread per
+    inline call before the call (the hot path this loop exists to keep cheap). The
+    failure is noted (``_note_shortage``, logged once with the limit found) and makes
+    the loop *short of threads*: ``_max_blocked_now`` drops to 0, so every call takes
+    the slow branch of ``_run_pending_calls``, where a call starts inline only if a
+    worker is idle (a blocked call's thread that came back), or if no thread can ever
+    come back (nothing blocked, sent away or taken over: waiting would be the hang). Any
+    other call waits in ``_pending``, as beyond the cap (``waited_for_threads``), and
+    the loop sleeps; a worker going idle wakes it (``on_idle``), a completion wakes it,
+    and a timer (``_retry_threads``) tries a start with back-off. The first start that
+    succeeds ends the shortage and re-reads the limits. While short, calls are not sent
+    away (the predictor) and eager calls take the queued path. The cap itself
+    (``_cap``) is ``max_blocked`` lowered to what the process's limits leave, read when
+    the threads start (``_limits``), so that in a container the shortage is rare.
+    A call sent away that the starter cannot start a thread for comes back
+    (``on_stranded`` then ``_requeue_stranded``: popped from the backlog under the
+    cache's lock, so exactly once) and goes to the head of the queue.
+
+Faults, and what each costs (every one: the loop goes on, each call resolves once, the
+cause is logged once):
+    * A thread start fails in the claim: the stall above. In ``ensure_spare`` after a
+      claim, or in the starter: nothing is lost, the loop is short of threads.
+    * The starter thread cannot start: ``_send_away`` takes the call back (the cache
+      removes it from its backlog) and the call runs by the short-of-threads rule.
+    * The watchdog thread cannot start: the Python one is tried, then ``NoWatchdog``
+      (calls run inline to the end: stalls); the retry timer and ``_after_stall`` try
+      again. A watchdog that dies (the Python one survives its own faults; see
+      ``_pywatchdog``) is noticed by the next call that stalls, and replaced.
+    * An exception inside the claim (MemoryError building the job or the reservation,
+      or a bug): everything that can raise comes before the pop, so nothing was claimed
+      and the call keeps the loop (a stall); ``_claim`` logs it.
+    * MemoryError in the successor before it owns the loop (``OwnerThreadState``): the
+      loop is already its (the epoch moved), so it waits and tries again
+      (``_new_owner_state``); a migration's telemetry failing is logged and skipped.
+    * A failure of the ``ThreadCache`` callbacks is reported through
+      ``threading.excepthook``; the cache goes on.
+
 Where this departs from stock asyncio, on purpose: a blocking callable runs in the
 loop's thread when it does not block, and in whichever thread was the owner when it did;
 ``run_forever`` may return only when its calling thread is free again (its own inline
 call returned), as stock asyncio's cannot return in the middle of a blocking callback.
 
 Rejected alternatives
+    * Starting (or reserving) a successor before every inline call, so that a claim
+      never meets a failed start: a lock round trip or a thread start on the fast path
+      of every call, to remove a stall that only the first failed start can cause.
+    * Holding every call while any start has failed, until one succeeds: calls would
+      wait on the retry timer even with idle workers, and forever where no start will
+      ever succeed again (a cgroup filled by the application itself).
     * Running the call inside the task step by default (what ``call_eager`` does): it
       cannot give ``run_in_executor`` its future, and it needs the take-back protocol
       above, so it is opt-in.
@@ -1040,7 +1098,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         now = time.monotonic()
         if force or now - self._limit_read_at >= 1.0:
             self._limit_read_at = now
-            self._thread_limit = read_thread_limit()
+            try:
+                self._thread_limit = read_thread_limit()
+            except Exception as exc:  # MemoryError: keep what we knew
+                self._note_fault("reading the thread limits", exc)
         return self._thread_limit
 
     def _may_start_short(self) -> bool:
