@@ -44,6 +44,7 @@ call, ~15-20 us of CPU each on a small VM, more than the call being watched); si
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -116,10 +117,8 @@ class PythonWatchdog:
     # -- the watchdog thread -------------------------------------------------------
 
     def _main(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # failing: a coarser timer, no more
             reduce_timer_slack()
-        except Exception:
-            pass  # a coarser timer, no more
         logged = False
         while not self._closed:
             try:

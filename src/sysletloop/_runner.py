@@ -35,7 +35,8 @@ def _default_policy_class() -> type[Any]:
     (``unix_events._DefaultEventLoopPolicy`` is what the public name resolves to)."""
     if sys.version_info < (3, 14):
         return asyncio.DefaultEventLoopPolicy
-    return vars(asyncio.unix_events)["_DefaultEventLoopPolicy"]  # type: ignore[no-any-return]
+    policy: type[Any] = vars(asyncio.unix_events)["_DefaultEventLoopPolicy"]
+    return policy
 
 
 class EventLoopPolicy(_default_policy_class()):  # type: ignore[misc]

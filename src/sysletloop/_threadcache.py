@@ -57,6 +57,7 @@ now, on some thread", never queued behind other work.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections import deque
@@ -262,12 +263,10 @@ class ThreadCache:
     @staticmethod
     def _report_error(exc: BaseException) -> None:
         """A callback raised: report it as a thread's uncaught exception, and go on."""
-        try:
+        with contextlib.suppress(BaseException):
             threading.excepthook(
                 threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, None))
             )
-        except BaseException:
-            pass
 
     def _start(
         self, job: Job | None, *, from_starter: bool = False, reserved: _Slot | None = None

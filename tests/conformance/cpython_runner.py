@@ -50,7 +50,7 @@ def substitute(which: str) -> None:
     unix_events._DefaultEventLoopPolicy = policy
     for module in (asyncio, asyncio.events, unix_events):
         if sys.version_info < (3, 14) or module is not asyncio.events:
-            setattr(module, "DefaultEventLoopPolicy", policy)
+            setattr(module, "DefaultEventLoopPolicy", policy)  # noqa: B010
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         asyncio.set_event_loop_policy(policy())
