@@ -76,21 +76,23 @@ Eager calls and taking the loop back (``call_eager``):
     request is pending: the last owner hands over instead, and the requester ends it.
 
 When threads run out (a cgroup's pids.max, RLIMIT_NPROC, threads-max, memory):
-    The loop is never handed to a thread that does not exist. The claim (2b) gets its
-    successor *before* it pops the cell: ``ThreadCache.reserve`` gives a parked worker,
-    an idle one or one whose ``start()`` returned, and builds the job; only then, under
-    ``_own_lock``, does it pop. If the call returned meanwhile, the reserved worker gets
-    a no-op job and goes idle. After the pop nothing is left that can fail but integer
-    arithmetic and a lock release (``ThreadCache.hand``).
-    If no successor can be had, the claim does not happen: the call keeps the loop
-    until it returns, as a stock loop keeps it during a blocking callback (a *stall*,
-    never a hang; ``stalled_calls``). That is the one path where a failed start meets a
-    call already running inline, and it cannot be closed without starting a thread per
-    inline call before the call (the hot path this loop exists to keep cheap). The
-    failure is noted (``_note_shortage``, logged once with the limit found) and makes
-    the loop *short of threads*: ``_max_blocked_now`` drops to 0, so every call takes
-    the slow branch of ``_run_pending_calls``, where a call starts inline only if a
-    worker is idle (a blocked call's thread that came back), or if no thread can ever
+    The loop is never handed to a thread that does not exist. After the pop (2b) the
+    claimer gives the job to an idle worker or starts one; each claim leaves a
+    ``_HandOver`` record (under ``_own_lock``, set with the pop), ``_PENDING`` until the
+    job has a thread (``_STARTED``) or cannot have one (``_FAILED``: the start raised,
+    at a limit or for want of memory). The blocked thread, when its call returns and it
+    finds the cell empty, looks at the record for its cell (waiting while it is
+    pending, at most one thread start): started, it is deposed as in 2b; failed, nobody
+    else has run the loop, so it keeps it, undoes the claim's counts and carries on
+    (``_hand_over_failed``). The call stalled the loop until it returned, as a blocking
+    callback stalls a stock loop: a *stall* (``stalled_calls``), never a hang. That is
+    the one path where a failed start meets a call already running inline, and it
+    cannot be closed without a thread reserved before every inline call (the hot path
+    this loop exists to keep cheap).
+    The failure is noted (``_note_shortage``, logged once with the limit found) and
+    makes the loop *short of threads*: ``_max_blocked_now`` drops to 0, so every call
+    takes the slow branch of ``_run_pending_calls``, where a call starts inline only if
+    a worker is idle (a blocked call's thread that came back), or if no thread can ever
     come back (nothing blocked, sent away or taken over: waiting would be the hang). Any
     other call waits in ``_pending``, as beyond the cap (``waited_for_threads``), and
     the loop sleeps; a worker going idle wakes it (``on_idle``), a completion wakes it,
@@ -113,9 +115,10 @@ cause is logged once):
       (calls run inline to the end: stalls); the retry timer and ``_after_stall`` try
       again. A watchdog that dies (the Python one survives its own faults; see
       ``_pywatchdog``) is noticed by the next call that stalls, and replaced.
-    * An exception inside the claim (MemoryError building the job or the reservation,
-      or a bug): everything that can raise comes before the pop, so nothing was claimed
-      and the call keeps the loop (a stall); ``_claim`` logs it.
+    * An exception inside the claim: before the pop (MemoryError for the record, or a
+      bug), nothing was claimed and the call keeps the loop (``_claim`` logs it); after
+      the pop (MemoryError building the job or starting the thread), the hand-over is
+      marked failed, as for a failed start.
     * MemoryError in the successor before it owns the loop (``OwnerThreadState``): the
       loop is already its (the epoch moved), so it waits and tries again
       (``_new_owner_state``); a migration's telemetry failing is logged and skipped.
@@ -128,9 +131,13 @@ loop's thread when it does not block, and in whichever thread was the owner when
 call returned), as stock asyncio's cannot return in the middle of a blocking callback.
 
 Rejected alternatives
-    * Starting (or reserving) a successor before every inline call, so that a claim
-      never meets a failed start: a lock round trip or a thread start on the fast path
-      of every call, to remove a stall that only the first failed start can cause.
+    * Reserving a successor before every inline call, so that a claim never meets a
+      failed start: a lock round trip (or a thread start) on the fast path of every
+      call, to remove a stall that only a failed start can cause.
+    * The claimer reserving the successor (an idle worker, or one it starts) *before*
+      it pops the cell: correct, but the call stays inline for the whole thread start
+      (100 us to over 10 ms on a loaded VM), so calls that block for a few ms returned
+      before they could move, and the loop did not go on any sooner for it.
     * Holding every call while any start has failed, until one succeeds: calls would
       wait on the retry timer even with idle workers, and forever where no start will
       ever succeed again (a cgroup filled by the application itself).
@@ -270,6 +277,9 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._quiesce_waiters: list[asyncio.Future[None]] = []
         self._steal_requests: deque[_StealRequest] = deque()
         self._steal_filed = threading.Condition(self._own_lock)
+        # The last claim's hand-over (see "When threads run out"); under _own_lock.
+        self._hand_over: _HandOver | None = None
+        self._hand_over_done = threading.Condition(self._own_lock)
         self._eager_outstanding = 0  # eager calls claimed and not yet taken back
         self._profiles = ProfileTable()
         self._eager_profiles: dict[object, Profile] = {}
@@ -766,18 +776,21 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._inline = cell
         call.started = watchdog.arm(cell)
         call.run()
+        kept = False
         try:
             cell.pop()
-        except IndexError:  # claimed: the loop is someone else's now
-            call.duration = time.monotonic() - call.started
-            self._post_blocked_outcome(call)
-            return False
+        except IndexError:  # claimed: the loop is someone else's now, unless...
+            if not self._hand_over_failed(cell, eager=False):
+                call.duration = time.monotonic() - call.started
+                self._post_blocked_outcome(call)
+                return False
+            kept = True  # ...no thread could take it over: the loop is still ours
         self._inline = None
         watchdog.disarm()
         state.resume()
         self._inline_completions += 1
         elapsed = time.monotonic() - call.started
-        if elapsed > self._stall_after:
+        if elapsed > self._stall_after or kept:
             self._after_stall()
         call.profile.note_inline(elapsed)
         self._deliver(call)
@@ -957,55 +970,73 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         thread running it and give the loop to another thread, if one can be had. If not
         (or if anything here fails), the call keeps the loop: a stall, never a hang."""
         try:
-            self._claim_for_successor(cell)
+            self._claim_and_hand_over(cell)
         except Exception as exc:  # MemoryError, or a bug: nothing was claimed
             self._note_fault("the watchdog's claim", exc)
 
-    def _claim_for_successor(self, cell: object) -> None:
-        # Everything that can fail happens before the pop: the job is built and the
-        # successor reserved (an idle worker, or one whose start succeeded) while the
-        # call is still the owner's. After the pop nothing allocates but integers.
+    def _claim_and_hand_over(self, cell: object) -> None:
+        # What can fail before the pop (the record, the job) fails with nothing
+        # claimed. After it, a failure to give the loop to a thread marks the hand-over
+        # failed, and the blocked thread takes the loop back when its call returns.
         assert isinstance(cell, list)
-        with self._own_lock:
-            if self._inline is not cell or self._syslet_closing or not cell:
-                return
-            epoch = self._epoch + 1
-            token = cell[0]
         threads = self._threads
         assert threads is not None
-        job = functools.partial(self._own_from, epoch, token, id(cell))
+        hand_over = _HandOver(cell)
+        with self._own_lock:
+            if self._inline is not cell or self._syslet_closing:
+                return
+            try:
+                token = cell.pop()
+            except IndexError:
+                return  # the call returned just now: nothing to claim
+            self._inline = None
+            self._epoch += 1
+            epoch = self._epoch
+            self._migrations += 1
+            self._hand_over = hand_over
+            if type(token) is not CallRecord:  # an eager call's cell holds its fn
+                self._eager_outstanding += 1
+            else:  # an eager call posts nothing to the ring; a CallRecord will
+                self._blocked_total += 1
+                in_flight = self._blocked_total - self._blocked_drained
+                if in_flight > self._peak_blocked:
+                    self._peak_blocked = in_flight
         try:
-            slot = threads.reserve()
-        except Exception as exc:  # no thread can be started: the call keeps the loop
+            threads.submit(functools.partial(self._own_from, epoch, token, id(cell)))
+        except BaseException as exc:  # no thread could be started (or MemoryError)
+            with self._hand_over_done:
+                hand_over.state = _FAILED
+                self._hand_over_done.notify_all()
             self._note_shortage("starting a thread to take over the loop", exc)
             return
-        claimed = False
-        with self._own_lock:
-            if self._inline is cell and self._epoch + 1 == epoch and not self._syslet_closing:
-                try:
-                    cell.pop()
-                    claimed = True
-                except IndexError:
-                    pass  # the call returned just now: nothing to claim
-            if claimed:
-                self._inline = None
-                self._epoch = epoch
-                self._migrations += 1
-                if type(token) is not CallRecord:  # an eager call's cell holds its fn
-                    self._eager_outstanding += 1
-                else:  # an eager call posts nothing to the ring; a CallRecord will
-                    self._blocked_total += 1
-                    in_flight = self._blocked_total - self._blocked_drained
-                    if in_flight > self._peak_blocked:
-                        self._peak_blocked = in_flight
-        if not claimed:
-            threads.hand(slot, _nothing)  # the reserved worker goes idle
-            return
-        threads.hand(slot, job)
+        with self._hand_over_done:
+            hand_over.state = _STARTED
+            self._hand_over_done.notify_all()
         try:
             threads.ensure_spare()
         except Exception as exc:
             self._note_shortage("starting a spare thread", exc)
+
+    def _hand_over_failed(self, cell: list[object], *, eager: bool) -> bool:
+        """A thread whose call was claimed, the call now returned: did the claim fail to
+        give the loop to another thread? Then the loop is still this thread's (nobody
+        else ever ran it): undo the claim's counts and return True. Waits while the
+        claimer is still starting the successor (at most one thread start)."""
+        with self._hand_over_done:
+            hand_over = self._hand_over
+            if hand_over is None or hand_over.cell is not cell:
+                return False  # handed over, and the loop has moved on since
+            while hand_over.state == _PENDING:
+                self._hand_over_done.wait()
+            if hand_over.state != _FAILED:
+                return False
+            self._hand_over = None
+            self._migrations -= 1
+            if eager:
+                self._eager_outstanding -= 1
+            else:
+                self._blocked_total -= 1
+            return True
 
     def _own_from(self, epoch: int, claimed: object, cell_id: int) -> None:
         """Worker thread: become the owner of ``epoch`` (taken from the thread running
@@ -1225,7 +1256,12 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 cell.pop()
             except IndexError:  # claimed while fn ran: wait for the loop to come back
                 assert state is not None
-                self._take_back(cell, state)
+                if self._hand_over_failed(cell, eager=True):
+                    self._inline = None  # no thread took it over: still ours
+                    watchdog.disarm()
+                    self._after_stall()
+                else:
+                    self._take_back(cell, state)
             else:
                 self._inline = None
                 watchdog.disarm()
@@ -1390,8 +1426,18 @@ _RETRY_MAX = 1.0  # seconds
 _STALL_MARGIN = 0.05  # seconds
 
 
-def _nothing() -> None:
-    """The job given to a reserved worker that turned out not to be needed."""
+_PENDING, _STARTED, _FAILED = 0, 1, 2
+
+
+class _HandOver:
+    """One claim's hand-over: is a thread running the loop after it (``_STARTED``), or
+    could none be had (``_FAILED``: the claimed call's thread keeps the loop)?"""
+
+    __slots__ = ("cell", "state")
+
+    def __init__(self, cell: list[object]) -> None:
+        self.cell = cell
+        self.state = _PENDING
 
 
 def watchdog_callback(loop: SysletEventLoop) -> Callable[[object], None]:

@@ -31,20 +31,15 @@ the *backlog*, which workers drain before they go idle, and a *starter* thread s
 workers for it. The loop uses ``submit_soon``: a burst of 20 calls sent to threads at
 once must not stall the loop for 20 thread starts (100-700 us each on a busy VM).
 
-When threads cannot be started (a PID limit, RLIMIT_NPROC, memory): ``reserve`` and
-``start_spare`` raise, and the caller decides; the starter never leaves a job behind:
+When threads cannot be started (a PID limit, RLIMIT_NPROC, memory): ``submit``,
+``ensure_spare`` and ``start_spare`` raise what ``Thread.start`` raised (the job was not
+taken), and the caller decides; the starter never leaves a job behind:
 a backlogged job it cannot start a worker for, and that no worker is being started for,
 goes back to the cache's owner through ``on_stranded`` (exactly once: it is popped from
 the backlog under ``_lock``), and the failure is reported through ``on_start_failed``.
 A worker that goes idle calls ``on_idle`` (the loop waits for one when short of
 threads). The three callbacks run outside ``_lock``, on the thread that saw the event,
 and must not raise (what they raise is reported and ignored).
-
-Reserving a successor (the hand-over must never promise the loop to a thread that does
-not exist): ``reserve`` returns the slot of a parked worker, popped from ``_idle`` or
-freshly started (a start that did not raise); the worker waits on its slot until
-``hand(slot, job)``. The reservation is the caller's to use or give back (``hand`` with
-a no-op job); a reserved worker never times out and is in no list but ``_workers``.
 
 Idle workers are used last-in first-out, so a warm thread is reused and the others age
 out (as trio's thread cache and anyio's worker threads do). There is no reaper thread:
@@ -151,25 +146,6 @@ class ThreadCache:
         slot.wakeup.release()
         return True
 
-    def reserve(self) -> _Slot:
-        """A parked worker for one job (see the header): an idle one, or one started
-        now (blocks while it starts). Raises what ``Thread.start`` raised."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("thread cache is closed")
-            if self._idle:
-                self.reused += 1
-                return self._idle.pop()
-        slot = _Slot()
-        self._start(None, reserved=slot)
-        return slot
-
-    @staticmethod
-    def hand(slot: _Slot, job: Job) -> None:
-        """Give ``job`` to the reserved worker of ``slot`` (allocates nothing)."""
-        slot.job = job
-        slot.wakeup.release()
-
     def start_spare(self) -> None:
         """Start one more worker, to wait idle (blocks while it starts); raises what
         ``Thread.start`` raised."""
@@ -180,7 +156,7 @@ class ThreadCache:
             return bool(self._idle)
 
     def busy_count(self) -> int:
-        """Workers not idle: running a job, or reserved and waiting for one."""
+        """Workers not idle (running a job, or starting)."""
         with self._lock:
             return len(self._workers) - len(self._idle)
 
@@ -268,19 +244,17 @@ class ThreadCache:
                 threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, None))
             )
 
-    def _start(
-        self, job: Job | None, *, from_starter: bool = False, reserved: _Slot | None = None
-    ) -> None:
-        slot = reserved if reserved is not None else _Slot()
+    def _start(self, job: Job | None, *, from_starter: bool = False) -> None:
+        slot = _Slot()
         thread = threading.Thread(
             target=self._worker_main,
-            args=(slot, job, from_starter, reserved is not None),
+            args=(slot, job, from_starter),
             name=f"{self._name}-{next(_counter)}",
             daemon=True,
         )
         with self._lock:
             if self._closed and not from_starter:
-                if job is None and reserved is None:
+                if job is None:
                     return
                 raise RuntimeError("thread cache is closed")
             self.started += 1
@@ -293,16 +267,11 @@ class ThreadCache:
                 self._workers.pop(slot, None)
             raise
 
-    def _worker_main(
-        self, slot: _Slot, job: Job | None, from_starter: bool, reserved: bool
-    ) -> None:
+    def _worker_main(self, slot: _Slot, job: Job | None, from_starter: bool) -> None:
         if from_starter:
             with self._lock:
                 self._starting -= 1
         try:
-            if reserved:  # parked for the one who reserved it; no timeout
-                slot.wakeup.acquire()
-                job, slot.job = slot.job, None
             while True:
                 if job is not None:
                     job()

@@ -337,13 +337,13 @@ def test_a_fault_inside_the_python_watchdog_thread_does_not_end_it(
 # (the claim, the successor, the spare, the starter, sending away) and reachable by
 # replacing a Python-level function for the nth call.
 INJECTION_POINTS: dict[str, tuple[Any, str, BaseException]] = {  # owner, name, raised
-    "reserve-successor": (ThreadCache, "reserve", MemoryError()),
+    "submit-successor": (ThreadCache, "submit", MemoryError()),
     "ensure-spare": (ThreadCache, "ensure_spare", MemoryError()),
     "submit-soon": (ThreadCache, "submit_soon", MemoryError()),
     "start-spare": (ThreadCache, "start_spare", MemoryError()),
     "successor-state": (OwnerThreadState, "__init__", MemoryError()),
     "note-migration": (SysletEventLoop, "_note_migration", MemoryError()),
-    "claim": (SysletEventLoop, "_claim_for_successor", RuntimeError("bug in the claim")),
+    "claim": (SysletEventLoop, "_claim_and_hand_over", RuntimeError("bug in the claim")),
     "read-limits": (loop_module, "read_thread_limit", MemoryError()),
 }
 
@@ -417,23 +417,5 @@ def test_submit_soon_takes_the_job_back_when_the_starter_cannot_start() -> None:
             cache.submit_soon(lambda: None)
         assert not cache._backlog
         assert cache._starter is None
-    finally:
-        cache.close()
-
-
-def test_a_reserved_worker_waits_for_its_job_and_can_be_given_back() -> None:
-    cache = ThreadCache(idle_timeout=10, name="sysletloop-test")
-    done = threading.Event()
-    try:
-        slot = cache.reserve()
-        assert cache.idle_count() == 0  # reserved: in no idle list
-        cache.hand(slot, done.set)
-        assert done.wait(10)
-        assert wait_until(lambda: cache.idle_count() == 1)
-        again = cache.reserve()  # the idle one, reused
-        assert cache.reused == 1
-        cache.hand(again, lambda: None)  # not needed after all: it goes idle
-        assert wait_until(lambda: cache.idle_count() == 1)
-        assert cache.started == 1
     finally:
         cache.close()
