@@ -776,22 +776,22 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._inline = cell
         call.started = watchdog.arm(cell)
         call.run()
-        kept = False
         try:
             cell.pop()
         except IndexError:  # claimed: the loop is someone else's now, unless...
-            if not self._hand_over_failed(cell, eager=False):
+            if self._hand_over_failed(cell, eager=False):
+                self._after_stall()  # ...no thread could take it over: still ours
+            else:
                 call.duration = time.monotonic() - call.started
                 self._post_blocked_outcome(call)
                 return False
-            kept = True  # ...no thread could take it over: the loop is still ours
         self._inline = None
         watchdog.disarm()
         state.resume()
         self._inline_completions += 1
         elapsed = time.monotonic() - call.started
-        if elapsed > self._stall_after or kept:
-            self._after_stall()
+        if elapsed > self._stall_after:
+            self._note_long_inline()
         call.profile.note_inline(elapsed)
         self._deliver(call)
         return True
@@ -1201,9 +1201,17 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._watchdog = fresh
         watchdog.close()
 
+    def _note_long_inline(self) -> None:
+        """Owner: an inline call came back long after the threshold, still inline:
+        nobody claimed it (the watchdog is missing or dead), or a claim found no thread
+        (then counted already, unless the call ran on well past the failed claim)."""
+        if self._short_of_threads:
+            return  # a failed claim kept it, and counted it
+        self._after_stall()
+
     def _after_stall(self) -> None:
-        """Owner: an inline call came back long after the threshold without being
-        claimed (no thread for the loop, or the watchdog is missing or dead)."""
+        """Owner: an inline call stalled the loop: a claim found no thread to take the
+        loop over, or none came (the watchdog is missing or dead)."""
         self._stalled_calls += 1
         watchdog = self._watchdog
         if watchdog is not None and not watchdog.is_alive():
@@ -1269,7 +1277,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 elapsed = time.monotonic() - started
                 if profile is not None or elapsed >= SLOW_CALL:
                     if elapsed > self._stall_after:
-                        self._after_stall()
+                        self._note_long_inline()
                     self._eager_profile(fn).note_inline(elapsed)
 
     def _eager_profile(self, fn: object) -> Profile:

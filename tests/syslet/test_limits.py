@@ -85,7 +85,7 @@ def test_many_blocking_calls_in_a_cgroup_with_a_small_pids_max_all_complete(
     assert stats["max_blocked_now"] < 12  # the cgroup's limit was found and respected
     if stats["thread_start_failures"]:
         # Logged once, naming the limit it found.
-        assert report["stderr"].count("sysletloop: ") == 1, report["stderr"]
+        assert report["stderr"].count("calls now wait in the queue") == 1, report["stderr"]
         assert "pids.max=12" in report["stderr"]
 
 
