@@ -1415,6 +1415,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
 
     def _forget_threads_after_fork(self) -> None:
         self._own_lock = threading.Lock()
+        # The conditions must share the new lock (a parent's thread may hold the old).
+        self._steal_filed = threading.Condition(self._own_lock)
+        self._hand_over_done = threading.Condition(self._own_lock)
+        self._hand_over = None
         self._watchdog = None
         self._threads = None
         self._inline = None
