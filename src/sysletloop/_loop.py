@@ -1017,27 +1017,6 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         except Exception as exc:
             self._note_shortage("starting a spare thread", exc)
 
-    def _hand_over_failed(self, cell: list[object], *, eager: bool) -> bool:
-        """A thread whose call was claimed, the call now returned: did the claim fail to
-        give the loop to another thread? Then the loop is still this thread's (nobody
-        else ever ran it): undo the claim's counts and return True. Waits while the
-        claimer is still starting the successor (at most one thread start)."""
-        with self._hand_over_done:
-            hand_over = self._hand_over
-            if hand_over is None or hand_over.cell is not cell:
-                return False  # handed over, and the loop has moved on since
-            while hand_over.state == _PENDING:
-                self._hand_over_done.wait()
-            if hand_over.state != _FAILED:
-                return False
-            self._hand_over = None
-            self._migrations -= 1
-            if eager:
-                self._eager_outstanding -= 1
-            else:
-                self._blocked_total -= 1
-            return True
-
     def _own_from(self, epoch: int, claimed: object, cell_id: int) -> None:
         """Worker thread: become the owner of ``epoch`` (taken from the thread running
         the ``claimed`` call) and run the loop until it stops or this thread is deposed
@@ -1050,14 +1029,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._thread_id = threading.get_ident()
         self._owner_state = state
         state.enter()
-        try:
-            if type(claimed) is CallRecord:
-                self._note_migration(claimed)
-            else:  # an eager call: ``claimed`` is its fn
-                self._eager_profile(claimed).note_migration()
-        except Exception as exc:  # telemetry only: the loop must go on regardless
-            self._note_fault("recording a migration", exc)
-        if type(claimed) is not CallRecord:
+        if type(claimed) is CallRecord:
+            self._note_migration(claimed)
+        else:  # an eager call: ``claimed`` is its fn
+            self._eager_profile(claimed).note_migration()
             # The blocked thread is inside a task step: take its task out of asyncio's
             # current-task table so this thread can run others; it puts it back when it
             # has the loop again.
@@ -1076,18 +1051,215 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         state.leave()
         home.finish(None)
 
-    def _new_owner_state(self) -> OwnerThreadState:
-        """Worker thread, just handed the loop: its thread state. The loop is this
-        thread's now (the claim bumped the epoch), so a MemoryError cannot be allowed to
-        end the hand-over: wait and try again (a stall while memory is short)."""
-        delay = _RETRY_MIN
+    def _hand_over_error(self, exc: BaseException) -> bool:
+        """An exception is escaping the loop while a thread waits to finish its task
+        step: stop the loop, leave the exception for the home thread, and hand the loop
+        to the waiting thread (which will end the run). True if handed over."""
+        if not self._await_stealer():
+            return False
+        home = self._home
+        assert home is not None
+        if home.error is None:
+            home.error = exc
+        self._stopping = True
+        self._grant_steal()
+        return True
+
+    # ------------------------------------------------------------ eager calls
+
+    def call_eager(
+        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T | object:
+        """Run ``fn`` now, inside the current task step (see :func:`sysletloop.call_eager`).
+        Must be called by the loop's owner, from a task. Returns ``SEND_AWAY`` instead
+        when the predictor says ``fn`` blocks: the caller then takes the syslet path."""
+        try:
+            profile = self._eager_profiles.get(fn)
+        except TypeError:  # an unhashable callable: the table keys it by its class
+            profile = self._profiles.get(fn)
+        if profile is not None and profile.last_blocked and self._syslet_options.predict_blocking:
+            self._eager_redirected += 1
+            return SEND_AWAY
+        if self._short_of_threads:
+            return SEND_AWAY  # no thread to move to: wait in the queue like any call
+        watchdog = self._watchdog
+        if watchdog is None:
+            watchdog = self._start_threads()
+        state = self._owner_state
+        cell: list[object] = [fn]  # an eager cell holds fn itself (no CallRecord)
+        self._inline = cell
+        started = watchdog.arm(cell)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            try:
+                cell.pop()
+            except IndexError:  # claimed while fn ran: wait for the loop to come back
+                assert state is not None
+                if self._hand_over_failed(cell, eager=True):
+                    self._inline = None  # no thread took it over: still ours
+                    watchdog.disarm()
+                    self._after_stall()
+                else:
+                    self._take_back(cell, state)
+            else:
+                self._inline = None
+                watchdog.disarm()
+                self._eager_completions += 1
+                elapsed = time.monotonic() - started
+                if profile is not None or elapsed >= SLOW_CALL:
+                    if elapsed > self._stall_after:
+                        self._note_long_inline()
+                    self._eager_profile(fn).note_inline(elapsed)
+
+    def _eager_profile(self, fn: object) -> Profile:
+        """The profile of an eager callable, cached by identity: the fast path pays one
+        dict lookup, and only callables seen slow or blocking are in the cache."""
+        try:
+            profile = self._eager_profiles.get(fn)
+        except TypeError:  # unhashable: not cached here
+            return self._profiles.get(fn)
+        if profile is None:
+            if len(self._eager_profiles) >= MAX_PROFILES:
+                self._eager_profiles.clear()
+            profile = self._eager_profiles[fn] = self._profiles.get(fn)
+        return profile
+
+    def _take_back(self, cell: list[object], state: OwnerThreadState) -> None:
+        """This thread's eager call blocked and has now returned: wait until the current
+        owner hands the loop back, then re-enter the task it was running."""
+        request = _StealRequest(threading.get_ident(), state)
+        with self._steal_filed:
+            self._steal_requests.append(request)
+            self._steal_filed.notify()
+        # The grant waits its turn in the ready queue like any other continuation, so a
+        # stream of take-backs cannot starve timers and I/O (granting before each poll
+        # did: the loop ping-ponged between eager callers and never polled).
+        self.call_soon_threadsafe(self._grant_queued_steal)
+        interrupt: BaseException | None = None
         while True:
             try:
-                return OwnerThreadState(self)
-            except MemoryError as exc:
-                self._note_fault("taking over the loop", exc)
-                time.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX)
+                request.granted.acquire()
+                break
+            except KeyboardInterrupt as exc:  # Ctrl-C while waiting (main thread)
+                interrupt = exc
+                self._request_stop()
+        self._eager_blocked += 1
+        task = self._interrupted_tasks.pop(id(cell))
+        if task is not None:
+            _enter_task(self, task)
+        if interrupt is not None:
+            try:
+                raise interrupt  # now as the owner, as stock asyncio would raise it
+            finally:
+                interrupt = None
+
+    def _grant_queued_steal(self) -> None:
+        """Handle: the turn of a thread waiting to take the loop back (if it still waits:
+        the end of a run may have granted it already)."""
+        if self._steal_requests:
+            self._grant_steal()
+
+    def _grant_steal(self) -> None:
+        """Owner: give the loop to the oldest thread waiting to take it back."""
+        with self._own_lock:
+            request = self._steal_requests.popleft()
+            self._eager_outstanding -= 1
+            self._epoch += 1
+            self._thread_id = request.ident
+        mine = self._owner_state
+        self._owner_state = request.state
+        home = self._home
+        if home is not None and home.ident == threading.get_ident():
+            home.start_serving()
+        if mine is not None:
+            mine.leave()
+        request.granted.release()
+
+    def _note_migration(self, call: CallRecord) -> None:
+        try:
+            self._note_migration_of(call)
+        except Exception as exc:  # telemetry only: the new owner must go on regardless
+            self._note_fault("recording a migration", exc)
+
+    def _note_migration_of(self, call: CallRecord) -> None:
+        profile = call.profile
+        profile.note_migration()
+        if self._debug and profile.migrations >= WARN_AFTER_MIGRATIONS and not profile.warned:
+            profile.warned = True
+            logger.warning(
+                "sysletloop: %s has blocked the loop %d times (each stalled the loop "
+                "%.1f ms before it moved); %s",
+                profile.name,
+                profile.migrations,
+                self._syslet_options.block_threshold * 1e3,
+                "the predictor now sends it straight to a spare thread while it keeps blocking"
+                if self._syslet_options.predict_blocking
+                else "consider predict_blocking=True, or calling it with to_thread on a "
+                "pool of its own",
+            )
+
+    def _await_loop_end(self, home: HomeRun) -> BaseException | None:
+        """Home thread, deposed: serve jobs until the last owner stops the loop. A
+        KeyboardInterrupt meanwhile (second Ctrl-C) stops the loop and is re-raised."""
+        interrupt = home.interrupt
+        while True:
+            try:
+                home.serve_until_finished()
+                break
+            except KeyboardInterrupt as exc:
+                interrupt = exc
+                self._request_stop()
+        error = home.error if home.error is not None else interrupt
+        home.error = home.interrupt = None
+        return error
+
+    def _request_stop(self) -> None:
+        self._stopping = True
+        self._write_to_self()
+
+    def _end_run(self, state: OwnerThreadState | None) -> None:
+        if state is not None:
+            state.leave()
+        self._stopping = False
+        self._thread_id = None
+        self._home = None
+        self._owner_state = None
+
+    def _on_main_thread(self, fn: Callable[[], None]) -> None:
+        """Signal registration must run on the main thread. When the loop has moved off
+        it, run ``fn`` there: now if the main thread waits for the loop, or as soon as
+        its blocked call returns (then errors go to the exception handler)."""
+        main = threading.main_thread()
+        home = self._home
+        if threading.current_thread() is main or home is None or home.ident != main.ident:
+            fn()  # stock behaviour (raises RuntimeError off the main thread)
+            return
+
+        def deferred() -> None:
+            try:
+                fn()
+            except Exception as exc:
+                self.call_exception_handler(
+                    {"message": "deferred signal handler registration failed", "exception": exc}
+                )
+
+        outcome = home.run_on_home(fn, deferred)
+        if isinstance(outcome, BaseException):
+            try:
+                raise outcome
+            finally:
+                outcome = None
+
+    def _forget_threads_after_fork(self) -> None:
+        self._own_lock = threading.Lock()
+        # The conditions must share the new lock (a parent's thread may hold the old).
+        self._steal_filed = threading.Condition(self._own_lock)
+        self._hand_over_done = threading.Condition(self._own_lock)
+        self._hand_over = None
+        self._watchdog = None
+        self._threads = None
+        self._inline = None
 
     # ------------------------------------------------------ when threads run out
 
@@ -1219,209 +1391,39 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 self._note_fault("the watchdog thread", RuntimeError("it is not running"))
             self._revive_watchdog()
 
-    def _hand_over_error(self, exc: BaseException) -> bool:
-        """An exception is escaping the loop while a thread waits to finish its task
-        step: stop the loop, leave the exception for the home thread, and hand the loop
-        to the waiting thread (which will end the run). True if handed over."""
-        if not self._await_stealer():
-            return False
-        home = self._home
-        assert home is not None
-        if home.error is None:
-            home.error = exc
-        self._stopping = True
-        self._grant_steal()
-        return True
-
-    # ------------------------------------------------------------ eager calls
-
-    def call_eager(
-        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> T | object:
-        """Run ``fn`` now, inside the current task step (see :func:`sysletloop.call_eager`).
-        Must be called by the loop's owner, from a task. Returns ``SEND_AWAY`` instead
-        when the predictor says ``fn`` blocks: the caller then takes the syslet path."""
-        try:
-            profile = self._eager_profiles.get(fn)
-        except TypeError:  # an unhashable callable: the table keys it by its class
-            profile = self._profiles.get(fn)
-        if profile is not None and profile.last_blocked and self._syslet_options.predict_blocking:
-            self._eager_redirected += 1
-            return SEND_AWAY
-        if self._short_of_threads:
-            return SEND_AWAY  # no thread to move to: wait in the queue like any call
-        watchdog = self._watchdog
-        if watchdog is None:
-            watchdog = self._start_threads()
-        state = self._owner_state
-        cell: list[object] = [fn]  # an eager cell holds fn itself (no CallRecord)
-        self._inline = cell
-        started = watchdog.arm(cell)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            try:
-                cell.pop()
-            except IndexError:  # claimed while fn ran: wait for the loop to come back
-                assert state is not None
-                if self._hand_over_failed(cell, eager=True):
-                    self._inline = None  # no thread took it over: still ours
-                    watchdog.disarm()
-                    self._after_stall()
-                else:
-                    self._take_back(cell, state)
+    def _hand_over_failed(self, cell: list[object], *, eager: bool) -> bool:
+        """A thread whose call was claimed, the call now returned: did the claim fail to
+        give the loop to another thread? Then the loop is still this thread's (nobody
+        else ever ran it): undo the claim's counts and return True. Waits while the
+        claimer is still starting the successor (at most one thread start)."""
+        with self._hand_over_done:
+            hand_over = self._hand_over
+            if hand_over is None or hand_over.cell is not cell:
+                return False  # handed over, and the loop has moved on since
+            while hand_over.state == _PENDING:
+                self._hand_over_done.wait()
+            if hand_over.state != _FAILED:
+                return False
+            self._hand_over = None
+            self._migrations -= 1
+            if eager:
+                self._eager_outstanding -= 1
             else:
-                self._inline = None
-                watchdog.disarm()
-                self._eager_completions += 1
-                elapsed = time.monotonic() - started
-                if profile is not None or elapsed >= SLOW_CALL:
-                    if elapsed > self._stall_after:
-                        self._note_long_inline()
-                    self._eager_profile(fn).note_inline(elapsed)
+                self._blocked_total -= 1
+            return True
 
-    def _eager_profile(self, fn: object) -> Profile:
-        """The profile of an eager callable, cached by identity: the fast path pays one
-        dict lookup, and only callables seen slow or blocking are in the cache."""
-        try:
-            profile = self._eager_profiles.get(fn)
-        except TypeError:  # unhashable: not cached here
-            return self._profiles.get(fn)
-        if profile is None:
-            if len(self._eager_profiles) >= MAX_PROFILES:
-                self._eager_profiles.clear()
-            profile = self._eager_profiles[fn] = self._profiles.get(fn)
-        return profile
-
-    def _take_back(self, cell: list[object], state: OwnerThreadState) -> None:
-        """This thread's eager call blocked and has now returned: wait until the current
-        owner hands the loop back, then re-enter the task it was running."""
-        request = _StealRequest(threading.get_ident(), state)
-        with self._steal_filed:
-            self._steal_requests.append(request)
-            self._steal_filed.notify()
-        # The grant waits its turn in the ready queue like any other continuation, so a
-        # stream of take-backs cannot starve timers and I/O (granting before each poll
-        # did: the loop ping-ponged between eager callers and never polled).
-        self.call_soon_threadsafe(self._grant_queued_steal)
-        interrupt: BaseException | None = None
+    def _new_owner_state(self) -> OwnerThreadState:
+        """Worker thread, just handed the loop: its thread state. The loop is this
+        thread's now (the claim bumped the epoch), so a MemoryError cannot be allowed to
+        end the hand-over: wait and try again (a stall while memory is short)."""
+        delay = _RETRY_MIN
         while True:
             try:
-                request.granted.acquire()
-                break
-            except KeyboardInterrupt as exc:  # Ctrl-C while waiting (main thread)
-                interrupt = exc
-                self._request_stop()
-        self._eager_blocked += 1
-        task = self._interrupted_tasks.pop(id(cell))
-        if task is not None:
-            _enter_task(self, task)
-        if interrupt is not None:
-            try:
-                raise interrupt  # now as the owner, as stock asyncio would raise it
-            finally:
-                interrupt = None
-
-    def _grant_queued_steal(self) -> None:
-        """Handle: the turn of a thread waiting to take the loop back (if it still waits:
-        the end of a run may have granted it already)."""
-        if self._steal_requests:
-            self._grant_steal()
-
-    def _grant_steal(self) -> None:
-        """Owner: give the loop to the oldest thread waiting to take it back."""
-        with self._own_lock:
-            request = self._steal_requests.popleft()
-            self._eager_outstanding -= 1
-            self._epoch += 1
-            self._thread_id = request.ident
-        mine = self._owner_state
-        self._owner_state = request.state
-        home = self._home
-        if home is not None and home.ident == threading.get_ident():
-            home.start_serving()
-        if mine is not None:
-            mine.leave()
-        request.granted.release()
-
-    def _note_migration(self, call: CallRecord) -> None:
-        profile = call.profile
-        profile.note_migration()
-        if self._debug and profile.migrations >= WARN_AFTER_MIGRATIONS and not profile.warned:
-            profile.warned = True
-            logger.warning(
-                "sysletloop: %s has blocked the loop %d times (each stalled the loop "
-                "%.1f ms before it moved); %s",
-                profile.name,
-                profile.migrations,
-                self._syslet_options.block_threshold * 1e3,
-                "the predictor now sends it straight to a spare thread while it keeps blocking"
-                if self._syslet_options.predict_blocking
-                else "consider predict_blocking=True, or calling it with to_thread on a "
-                "pool of its own",
-            )
-
-    def _await_loop_end(self, home: HomeRun) -> BaseException | None:
-        """Home thread, deposed: serve jobs until the last owner stops the loop. A
-        KeyboardInterrupt meanwhile (second Ctrl-C) stops the loop and is re-raised."""
-        interrupt = home.interrupt
-        while True:
-            try:
-                home.serve_until_finished()
-                break
-            except KeyboardInterrupt as exc:
-                interrupt = exc
-                self._request_stop()
-        error = home.error if home.error is not None else interrupt
-        home.error = home.interrupt = None
-        return error
-
-    def _request_stop(self) -> None:
-        self._stopping = True
-        self._write_to_self()
-
-    def _end_run(self, state: OwnerThreadState | None) -> None:
-        if state is not None:
-            state.leave()
-        self._stopping = False
-        self._thread_id = None
-        self._home = None
-        self._owner_state = None
-
-    def _on_main_thread(self, fn: Callable[[], None]) -> None:
-        """Signal registration must run on the main thread. When the loop has moved off
-        it, run ``fn`` there: now if the main thread waits for the loop, or as soon as
-        its blocked call returns (then errors go to the exception handler)."""
-        main = threading.main_thread()
-        home = self._home
-        if threading.current_thread() is main or home is None or home.ident != main.ident:
-            fn()  # stock behaviour (raises RuntimeError off the main thread)
-            return
-
-        def deferred() -> None:
-            try:
-                fn()
-            except Exception as exc:
-                self.call_exception_handler(
-                    {"message": "deferred signal handler registration failed", "exception": exc}
-                )
-
-        outcome = home.run_on_home(fn, deferred)
-        if isinstance(outcome, BaseException):
-            try:
-                raise outcome
-            finally:
-                outcome = None
-
-    def _forget_threads_after_fork(self) -> None:
-        self._own_lock = threading.Lock()
-        # The conditions must share the new lock (a parent's thread may hold the old).
-        self._steal_filed = threading.Condition(self._own_lock)
-        self._hand_over_done = threading.Condition(self._own_lock)
-        self._hand_over = None
-        self._watchdog = None
-        self._threads = None
-        self._inline = None
+                return OwnerThreadState(self)
+            except MemoryError as exc:
+                self._note_fault("taking over the loop", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
 
 
 SEND_AWAY = object()  # call_eager's answer for "predicted to block: use the syslet path"
