@@ -119,9 +119,11 @@ cause is logged once):
       bug), nothing was claimed and the call keeps the loop (``_claim`` logs it); after
       the pop (MemoryError building the job or starting the thread), the hand-over is
       marked failed, as for a failed start.
-    * MemoryError in the successor before it owns the loop (``OwnerThreadState``): the
+    * MemoryError in the successor before it runs the loop (``OwnerThreadState``): the
       loop is already its (the epoch moved), so it waits and tries again
-      (``_new_owner_state``); a migration's telemetry failing is logged and skipped.
+      (``_new_owner_state``); a migration's telemetry failing is logged and skipped
+      (``_note_migration``, ``_note_eager_migration``). What is left of ``_own_from``
+      before ``_drive`` (the current-task table) allocates nothing.
     * A failure of the ``ThreadCache`` callbacks is reported through
       ``threading.excepthook``; the cache goes on.
 
@@ -1032,7 +1034,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         if type(claimed) is CallRecord:
             self._note_migration(claimed)
         else:  # an eager call: ``claimed`` is its fn
-            self._eager_profile(claimed).note_migration()
+            self._note_eager_migration(claimed)
             # The blocked thread is inside a task step: take its task out of asyncio's
             # current-task table so this thread can run others; it puts it back when it
             # has the loop again.
@@ -1180,6 +1182,12 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         try:
             self._note_migration_of(call)
         except Exception as exc:  # telemetry only: the new owner must go on regardless
+            self._note_fault("recording a migration", exc)
+
+    def _note_eager_migration(self, fn: object) -> None:
+        try:
+            self._eager_profile(fn).note_migration()
+        except Exception as exc:  # telemetry only, as above
             self._note_fault("recording a migration", exc)
 
     def _note_migration_of(self, call: CallRecord) -> None:

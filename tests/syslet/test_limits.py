@@ -32,6 +32,7 @@ import sysletloop._loop as loop_module
 from sysletloop import _watchdog
 from sysletloop._limits import ThreadLimit, cap_for, read_thread_limit
 from sysletloop._loop import SysletEventLoop
+from sysletloop._profile import Profile
 from sysletloop._pywatchdog import PythonWatchdog
 from sysletloop._threadcache import ThreadCache
 from sysletloop._threadstate import OwnerThreadState
@@ -342,7 +343,8 @@ INJECTION_POINTS: dict[str, tuple[Any, str, BaseException]] = {  # owner, name, 
     "submit-soon": (ThreadCache, "submit_soon", MemoryError()),
     "start-spare": (ThreadCache, "start_spare", MemoryError()),
     "successor-state": (OwnerThreadState, "__init__", MemoryError()),
-    "note-migration": (SysletEventLoop, "_note_migration", MemoryError()),
+    "note-migration": (SysletEventLoop, "_note_migration_of", MemoryError()),
+    "profile-migration": (Profile, "note_migration", MemoryError()),
     "claim": (SysletEventLoop, "_claim_and_hand_over", RuntimeError("bug in the claim")),
     "read-limits": (loop_module, "read_thread_limit", MemoryError()),
 }
