@@ -10,6 +10,7 @@ from benchmarks.workloads.cheap_calls import CheapCalls
 from benchmarks.workloads.echo import Echo
 from benchmarks.workloads.hashing import Hashing
 from benchmarks.workloads.kaio_submit import KaioSubmit
+from benchmarks.workloads.limits import Limits
 from benchmarks.workloads.ops import Ops
 from benchmarks.workloads.random_reads import RandomReads
 from benchmarks.workloads.timer_lag import TimerLag
@@ -25,6 +26,7 @@ def all_workloads() -> list[Workload[Any]]:
         KaioSubmit(),
         Ops(),
         TimerLag(),
+        Limits(),
     ]
 
 

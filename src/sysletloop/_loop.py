@@ -31,8 +31,13 @@ Thread rules
     ``_pending``, the counters without a lock) is touched only by the owner, as in stock
     asyncio. ``_own_lock`` guards the hand-over: the claimer's reads of ``_inline``, ``_epoch``,
     ``_blocked_total``/``_blocked_drained``/``_peak_blocked``/``_migrations`` and
-    ``_thread_id`` writes after the first. The ring, the watchdog and the thread cache
-    state their own rules.
+    ``_thread_id`` writes after the first. The shortage state (``_short_of_threads``,
+    ``_max_blocked_now``, ``_cap``, ``_thread_start_failures``) is written under
+    ``_own_lock`` by any thread that saw a start fail, and read by the owner without it:
+    a stale read lets at most one more call start inline, which then stalls instead of
+    moving (assumed: the GIL makes the store visible; a free-threaded build would want
+    these reads under the lock, off the fast path as they are). The ring, the watchdog
+    and the thread cache state their own rules.
 
 The hand-over, step by step (the race between a call returning and the watchdog):
     1. The owner puts the call in a fresh cell, sets ``_inline = cell``, arms the
@@ -74,12 +79,74 @@ Eager calls and taking the loop back (``call_eager``):
     ``_alltasks`` for what that means for ``asyncio.all_tasks``.) A run never ends while a steal
     request is pending: the last owner hands over instead, and the requester ends it.
 
+When threads run out (a cgroup's pids.max, RLIMIT_NPROC, threads-max, memory):
+    The loop is never handed to a thread that does not exist. After the pop (2b) the
+    claimer gives the job to an idle worker or starts one; each claim leaves a
+    ``_HandOver`` record (under ``_own_lock``, set with the pop), ``_PENDING`` until the
+    job has a thread (``_STARTED``) or cannot have one (``_FAILED``: the start raised,
+    at a limit or for want of memory). The blocked thread, when its call returns and it
+    finds the cell empty, looks at the record for its cell (waiting while it is
+    pending, at most one thread start): started, it is deposed as in 2b; failed, nobody
+    else has run the loop, so it keeps it, undoes the claim's counts and carries on
+    (``_hand_over_failed``). The call stalled the loop until it returned, as a blocking
+    callback stalls a stock loop: a *stall* (``stalled_calls``), never a hang. That is
+    the one path where a failed start meets a call already running inline, and it
+    cannot be closed without a thread reserved before every inline call (the hot path
+    this loop exists to keep cheap).
+    The failure is noted (``_note_shortage``, logged once with the limit found) and
+    makes the loop *short of threads*: ``_max_blocked_now`` drops to 0, so every call
+    takes the slow branch of ``_run_pending_calls``, where a call starts inline only if
+    a worker is idle (a blocked call's thread that came back), or if no thread can ever
+    come back (nothing blocked, sent away or taken over: waiting would be the hang). Any
+    other call waits in ``_pending``, as beyond the cap (``waited_for_threads``), and
+    the loop sleeps; a worker going idle wakes it (``on_idle``), a completion wakes it,
+    and a timer (``_retry_threads``) tries a start with back-off. The first start that
+    succeeds ends the shortage and re-reads the limits. While short, calls are not sent
+    away (the predictor) and eager calls take the queued path. The cap itself
+    (``_cap``) is ``max_blocked`` lowered to what the process's limits leave, read when
+    the threads start (``_limits``), so that in a container the shortage is rare.
+    A call sent away that the starter cannot start a thread for comes back
+    (``on_stranded`` then ``_requeue_stranded``: popped from the backlog under the
+    cache's lock, so exactly once) and goes to the head of the queue.
+
+Faults, and what each costs (every one: the loop goes on, each call resolves once, the
+cause is logged once):
+    * A thread start fails in the claim: the stall above. In ``ensure_spare`` after a
+      claim, or in the starter: nothing is lost, the loop is short of threads.
+    * The starter thread cannot start: ``_send_away`` takes the call back (the cache
+      removes it from its backlog) and the call runs by the short-of-threads rule.
+    * The watchdog thread cannot start: the Python one is tried, then ``NoWatchdog``
+      (calls run inline to the end: stalls); the retry timer and ``_after_stall`` try
+      again. A watchdog that dies (the Python one survives its own faults; see
+      ``_pywatchdog``) is noticed by the next call that stalls, and replaced.
+    * An exception inside the claim: before the pop (MemoryError for the record, or a
+      bug), nothing was claimed and the call keeps the loop (``_claim`` logs it); after
+      the pop (MemoryError building the job or starting the thread), the hand-over is
+      marked failed, as for a failed start.
+    * MemoryError in the successor before it runs the loop (``OwnerThreadState``): the
+      loop is already its (the epoch moved), so it waits and tries again
+      (``_new_owner_state``); a migration's telemetry failing is logged and skipped
+      (``_note_migration``, ``_note_eager_migration``). What is left of ``_own_from``
+      before ``_drive`` (the current-task table) allocates nothing.
+    * A failure of the ``ThreadCache`` callbacks is reported through
+      ``threading.excepthook``; the cache goes on.
+
 Where this departs from stock asyncio, on purpose: a blocking callable runs in the
 loop's thread when it does not block, and in whichever thread was the owner when it did;
 ``run_forever`` may return only when its calling thread is free again (its own inline
 call returned), as stock asyncio's cannot return in the middle of a blocking callback.
 
 Rejected alternatives
+    * Reserving a successor before every inline call, so that a claim never meets a
+      failed start: a lock round trip (or a thread start) on the fast path of every
+      call, to remove a stall that only a failed start can cause.
+    * The claimer reserving the successor (an idle worker, or one it starts) *before*
+      it pops the cell: correct, but the call stays inline for the whole thread start
+      (100 us to over 10 ms on a loaded VM), so calls that block for a few ms returned
+      before they could move, and the loop did not go on any sooner for it.
+    * Holding every call while any start has failed, until one succeeds: calls would
+      wait on the retry timer even with idle workers, and forever where no start will
+      ever succeed again (a cgroup filled by the application itself).
     * Running the call inside the task step by default (what ``call_eager`` does): it
       cannot give ``run_in_executor`` its future, and it needs the take-back protocol
       above, so it is opt-in.
@@ -100,6 +167,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import errno
 import functools
 import heapq
 import inspect
@@ -119,6 +187,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from ._alltasks import install as _install_all_tasks
 from ._callrecord import CallRecord
 from ._home import HomeRun
+from ._limits import MACHINERY_THREADS, ThreadLimit, cap_for, read_thread_limit
 from ._nowait import WOULD_BLOCK, NowaitReads, positional_read
 from ._options import LoopOptions
 from ._profile import (
@@ -131,9 +200,9 @@ from ._profile import (
 )
 from ._ring import CompletionRing
 from ._stats import SysletStats
-from ._threadcache import ThreadCache
+from ._threadcache import Job, ThreadCache
 from ._threadstate import OwnerThreadState
-from ._watchdog import Watchdog, make_watchdog, watchdog_kind
+from ._watchdog import NoWatchdog, Watchdog, make_watchdog, watchdog_kind
 
 __all__ = ["SysletEventLoop"]
 
@@ -225,12 +294,30 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._quiesce_waiters: list[asyncio.Future[None]] = []
         self._steal_requests: deque[_StealRequest] = deque()
         self._steal_filed = threading.Condition(self._own_lock)
+        # The last claim's hand-over (see "When threads run out"); under _own_lock.
+        self._hand_over: _HandOver | None = None
+        self._hand_over_done = threading.Condition(self._own_lock)
         self._eager_outstanding = 0  # eager calls claimed and not yet taken back
         self._profiles = ProfileTable()
         self._eager_profiles: dict[object, Profile] = {}
         # Tasks of eager calls that blocked, by id of their cell, until taken back.
         self._interrupted_tasks: dict[int, asyncio.Task[Any] | None] = {}
         self._nowait = NowaitReads()
+        # Thread shortage (see "When threads run out" in the header). _cap: the cap on
+        # blocked calls, the option lowered to what the process's limits allow;
+        # _max_blocked_now: what the submit path compares against, _cap or 0 while short
+        # of threads (so that every call takes the slow branch). Written under _own_lock
+        # (any thread may note a shortage), read by the owner without it.
+        self._cap = self._syslet_options.max_blocked
+        self._max_blocked_now = self._cap
+        self._short_of_threads = False
+        self._thread_limit: ThreadLimit | None = None
+        self._limit_read_at = -1.0
+        self._faults_logged: set[str] = set()
+        self._retry_delay = _RETRY_MIN
+        self._retry_handle: asyncio.TimerHandle | None = None
+        self._stall_after = self._syslet_options.block_threshold + _STALL_MARGIN
+        self._thread_start_failures = 0  # under _own_lock
         # Counters written by the owner only:
         self._inline_completions = 0
         self._completions_drained = 0
@@ -242,6 +329,8 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._eager_completions = 0
         self._eager_blocked = 0
         self._eager_redirected = 0
+        self._waited_for_threads = 0
+        self._stalled_calls = 0
         # Counters written under _own_lock (the watchdog's claim writes them too):
         self._migrations = 0
         self._blocked_total = 0
@@ -273,6 +362,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             migrations = self._migrations
             in_flight = self._blocked_total - self._blocked_drained
             peak = self._peak_blocked
+            failures = self._thread_start_failures
         threads = self._threads
         watchdog = self._watchdog
         return SysletStats(
@@ -292,6 +382,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             eager_blocked=self._eager_blocked,
             eager_redirected=self._eager_redirected,
             watchdog=watchdog.kind if watchdog else watchdog_kind(),
+            waited_for_threads=self._waited_for_threads,
+            thread_start_failures=failures,
+            stalled_calls=self._stalled_calls,
+            max_blocked_now=self._cap,
         )
 
     _threads_started_before = 0
@@ -423,6 +517,9 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._pending.popleft().future.cancel()
         with self._own_lock:
             self._syslet_closing = True
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+            self._retry_handle = None
         watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None:
             watchdog.close()
@@ -630,8 +727,11 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         return future
 
     def _runnable_calls(self) -> bool:
+        # While short of threads (_max_blocked_now 0) this says no: held calls wait for
+        # a wake-up (a worker going idle, a completion, the retry timer), and every
+        # iteration ends in _run_pending_calls, which decides again.
         return bool(self._pending) and (
-            self._blocked_total - self._blocked_drained < self._syslet_options.max_blocked
+            self._blocked_total - self._blocked_drained < self._max_blocked_now
         )
 
     def _is_quiet(self) -> bool:
@@ -641,12 +741,19 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         """Run pending calls inline, oldest first, while under the cap. False if this
         thread was deposed (its call blocked; the loop is someone else's now)."""
         pending = self._pending
-        cap = self._syslet_options.max_blocked
         while pending:
             # Only the owner's own inline call can be claimed, so the count is stable.
-            if self._blocked_total - self._blocked_drained >= cap:
+            # _max_blocked_now is re-read each time: a claim that found no thread sets
+            # it to 0 while this thread's call ran.
+            in_flight = self._blocked_total - self._blocked_drained
+            if in_flight >= self._max_blocked_now and not (
+                self._short_of_threads and in_flight < self._cap and self._may_start_short()
+            ):
                 fresh = len(pending) - self._pending_counted_over_cap
-                self._queued_over_cap += fresh
+                if self._short_of_threads and in_flight < self._cap:
+                    self._waited_for_threads += fresh
+                else:
+                    self._queued_over_cap += fresh
                 self._pending_counted_over_cap = len(pending)
                 break
             call = pending.popleft()
@@ -659,10 +766,16 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 continue
             if call.read is not None and self._read_from_cache(call):
                 continue
-            if self._syslet_options.predict_blocking and call.profile.should_send_away():
+            if (
+                self._syslet_options.predict_blocking
+                and not self._short_of_threads
+                and call.profile.should_send_away()
+            ):
+                if not self._send_away(call):
+                    pending.appendleft(call)  # no thread for it: decide again, short
+                    continue
                 call.profile.predicted += 1
                 self._predicted_blocking += 1
-                self._send_away(call)
                 continue
             if not self._run_inline(call):
                 return False
@@ -683,15 +796,21 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         call.run()
         try:
             cell.pop()
-        except IndexError:  # claimed: the loop is someone else's now
-            call.duration = time.monotonic() - call.started
-            self._post_blocked_outcome(call)
-            return False
+        except IndexError:  # claimed: the loop is someone else's now, unless...
+            if self._hand_over_failed(cell, eager=False):
+                self._after_stall()  # ...no thread could take it over: still ours
+            else:
+                call.duration = time.monotonic() - call.started
+                self._post_blocked_outcome(call)
+                return False
         self._inline = None
         watchdog.disarm()
         state.resume()
         self._inline_completions += 1
-        call.profile.note_inline(time.monotonic() - call.started)
+        elapsed = time.monotonic() - call.started
+        if elapsed > self._stall_after:
+            self._note_long_inline()
+        call.profile.note_inline(elapsed)
         self._deliver(call)
         return True
 
@@ -703,8 +822,9 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         if data is None:
             return False  # short read, unsupported...: the plain path decides
         if data is WOULD_BLOCK:
+            if self._short_of_threads or not self._send_away(call):
+                return False  # no thread to send it to: the plain path decides
             self._nowait_would_block += 1
-            self._send_away(call)
             return True
         call.result = data
         call.profile.nowait_hits += 1
@@ -713,19 +833,38 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._deliver(call)
         return True
 
-    def _send_away(self, call: CallRecord) -> None:
+    def _send_away(self, call: CallRecord) -> bool:
         """Run ``call`` on a spare thread from the start: it is known (or predicted) to
-        block, so it does not get to stall the loop for the threshold first."""
+        block, so it does not get to stall the loop for the threshold first. False if
+        no thread could be had for it (the caller keeps the call)."""
+        if self._threads is None:
+            self._start_threads()
+        assert self._threads is not None
         with self._own_lock:
             self._blocked_total += 1
             in_flight = self._blocked_total - self._blocked_drained
             if in_flight > self._peak_blocked:
                 self._peak_blocked = in_flight
         call.sent_away = True
-        if self._threads is None:
-            self._start_threads()
-        assert self._threads is not None
-        self._threads.submit_soon(functools.partial(self._run_sent_away, call))
+        try:
+            self._threads.submit_soon(functools.partial(self._run_sent_away, call))
+        except Exception as exc:  # the starter thread could not start (or MemoryError)
+            with self._own_lock:
+                self._blocked_total -= 1
+            call.sent_away = False
+            self._note_shortage("starting the thread starter", exc)
+            return False
+        return True
+
+    def _requeue_stranded(self, job: Job) -> None:
+        """Handle (the starter sent it): a call sent away that no thread could be
+        started for. It goes back to the head of the queue, as if never sent."""
+        assert isinstance(job, functools.partial)
+        call: CallRecord = job.args[0]
+        with self._own_lock:
+            self._blocked_total -= 1
+        call.sent_away = False
+        self._pending.appendleft(call)
 
     def _run_sent_away(self, call: CallRecord) -> None:
         """Worker thread: run a call sent away, then post it like any blocked call."""
@@ -797,28 +936,73 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
     # ------------------------------------------------------------ the hand-over
 
     def _start_threads(self) -> Watchdog:
-        self._threads = ThreadCache(
-            idle_timeout=self._syslet_options.idle_timeout, name="sysletloop-worker"
-        )
+        """Owner, at the first blocking call: the thread cache (no thread yet), the
+        watchdog (or a fallback, see _watchdog), and the cap the process's limits allow."""
         ref = weakref.ref(self)
 
-        def on_overdue(token: object) -> None:
+        def on_idle() -> None:
+            loop = ref()
+            if loop is not None and loop._short_of_threads:
+                loop._write_to_self()  # held calls may go now: the owner decides
+
+        def on_stranded(job: Job) -> None:
+            loop = ref()
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(loop._requeue_stranded, job)
+
+        def on_start_failed(exc: BaseException) -> None:
             loop = ref()
             if loop is not None:
-                loop._claim(token)
+                loop._note_shortage("starting a worker thread", exc)
 
-        self._watchdog = watchdog = make_watchdog(
-            self._syslet_options.block_threshold, on_overdue, name="sysletloop-watchdog"
+        limit = self._read_limit(force=True)  # before our own threads are counted
+        self._threads = ThreadCache(
+            idle_timeout=self._syslet_options.idle_timeout,
+            name="sysletloop-worker",
+            on_idle=on_idle,
+            on_stranded=on_stranded,
+            on_start_failed=on_start_failed,
         )
+        self._watchdog = watchdog = make_watchdog(
+            self._syslet_options.block_threshold,
+            watchdog_callback(self),
+            name="sysletloop-watchdog",
+            fallback=True,
+        )
+        cap = cap_for(
+            limit,
+            configured=self._syslet_options.max_blocked,
+            blocked_now=0,
+            machinery_to_start=MACHINERY_THREADS,
+        )
+        with self._own_lock:
+            self._cap = cap
+            if not self._short_of_threads:
+                self._max_blocked_now = cap
+        if isinstance(watchdog, NoWatchdog):
+            self._note_shortage("starting the watchdog", watchdog.error)
         return watchdog
 
     def _claim(self, cell: object) -> None:
         """Watchdog thread: the inline call in ``cell`` is overdue; take the loop from the
-        thread running it and give the loop to another thread."""
+        thread running it and give the loop to another thread, if one can be had. If not
+        (or if anything here fails), the call keeps the loop: a stall, never a hang."""
+        try:
+            self._claim_and_hand_over(cell)
+        except Exception as exc:  # MemoryError, or a bug: nothing was claimed
+            self._note_fault("the watchdog's claim", exc)
+
+    def _claim_and_hand_over(self, cell: object) -> None:
+        # What can fail before the pop (the record, the job) fails with nothing
+        # claimed. After it, a failure to give the loop to a thread marks the hand-over
+        # failed, and the blocked thread takes the loop back when its call returns.
+        assert isinstance(cell, list)
+        threads = self._threads
+        assert threads is not None
+        hand_over = _HandOver(cell)
         with self._own_lock:
             if self._inline is not cell or self._syslet_closing:
                 return
-            assert isinstance(cell, list)
             try:
                 token = cell.pop()
             except IndexError:
@@ -827,6 +1011,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._epoch += 1
             epoch = self._epoch
             self._migrations += 1
+            self._hand_over = hand_over
             if type(token) is not CallRecord:  # an eager call's cell holds its fn
                 self._eager_outstanding += 1
             else:  # an eager call posts nothing to the ring; a CallRecord will
@@ -834,10 +1019,21 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 in_flight = self._blocked_total - self._blocked_drained
                 if in_flight > self._peak_blocked:
                     self._peak_blocked = in_flight
-        threads = self._threads
-        assert threads is not None
-        threads.submit(functools.partial(self._own_from, epoch, token, id(cell)))
-        threads.ensure_spare()
+        try:
+            threads.submit(functools.partial(self._own_from, epoch, token, id(cell)))
+        except BaseException as exc:  # no thread could be started (or MemoryError)
+            with self._hand_over_done:
+                hand_over.state = _FAILED
+                self._hand_over_done.notify_all()
+            self._note_shortage("starting a thread to take over the loop", exc)
+            return
+        with self._hand_over_done:
+            hand_over.state = _STARTED
+            self._hand_over_done.notify_all()
+        try:
+            threads.ensure_spare()
+        except Exception as exc:
+            self._note_shortage("starting a spare thread", exc)
 
     def _own_from(self, epoch: int, claimed: object, cell_id: int) -> None:
         """Worker thread: become the owner of ``epoch`` (taken from the thread running
@@ -845,7 +1041,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         in turn."""
         home = self._home
         assert home is not None
-        state = OwnerThreadState(self)
+        state = self._new_owner_state()
         with self._own_lock:
             assert self._epoch == epoch, "only the owner's inline call can be claimed"
             self._thread_id = threading.get_ident()
@@ -854,7 +1050,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         if type(claimed) is CallRecord:
             self._note_migration(claimed)
         else:  # an eager call: ``claimed`` is its fn
-            self._eager_profile(claimed).note_migration()
+            self._note_eager_migration(claimed)
             # The blocked thread is inside a task step: take its task out of asyncio's
             # current-task table so this thread can run others; it puts it back when it
             # has the loop again.
@@ -902,6 +1098,8 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         if profile is not None and profile.last_blocked and self._syslet_options.predict_blocking:
             self._eager_redirected += 1
             return SEND_AWAY
+        if self._short_of_threads:
+            return SEND_AWAY  # no thread to move to: wait in the queue like any call
         watchdog = self._watchdog
         if watchdog is None:
             watchdog = self._start_threads()
@@ -916,13 +1114,20 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 cell.pop()
             except IndexError:  # claimed while fn ran: wait for the loop to come back
                 assert state is not None
-                self._take_back(cell, state)
+                if self._hand_over_failed(cell, eager=True):
+                    self._inline = None  # no thread took it over: still ours
+                    watchdog.disarm()
+                    self._after_stall()
+                else:
+                    self._take_back(cell, state)
             else:
                 self._inline = None
                 watchdog.disarm()
                 self._eager_completions += 1
                 elapsed = time.monotonic() - started
                 if profile is not None or elapsed >= SLOW_CALL:
+                    if elapsed > self._stall_after:
+                        self._note_long_inline()
                     self._eager_profile(fn).note_inline(elapsed)
 
     def _eager_profile(self, fn: object) -> Profile:
@@ -990,6 +1195,18 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         request.granted.release()
 
     def _note_migration(self, call: CallRecord) -> None:
+        try:
+            self._note_migration_of(call)
+        except Exception as exc:  # telemetry only: the new owner must go on regardless
+            self._note_fault("recording a migration", exc)
+
+    def _note_eager_migration(self, fn: object) -> None:
+        try:
+            self._eager_profile(fn).note_migration()
+        except Exception as exc:  # telemetry only, as above
+            self._note_fault("recording a migration", exc)
+
+    def _note_migration_of(self, call: CallRecord) -> None:
         profile = call.profile
         profile.note_migration()
         if self._debug and profile.migrations >= WARN_AFTER_MIGRATIONS and not profile.warned:
@@ -1060,12 +1277,218 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
 
     def _forget_threads_after_fork(self) -> None:
         self._own_lock = threading.Lock()
+        # The conditions must share the new lock (a parent's thread may hold the old).
+        self._steal_filed = threading.Condition(self._own_lock)
+        self._hand_over_done = threading.Condition(self._own_lock)
+        self._hand_over = None
         self._watchdog = None
         self._threads = None
         self._inline = None
 
+    # ------------------------------------------------------ when threads run out
+
+    def _note_shortage(self, where: str, exc: BaseException) -> None:
+        """Any thread: starting a thread failed. Until a start succeeds again, calls
+        start inline only when a thread is idle to take the loop (see the header)."""
+        with self._own_lock:
+            self._thread_start_failures += 1
+            self._short_of_threads = True
+            self._max_blocked_now = 0
+        if "threads" in self._faults_logged:
+            return
+        self._faults_logged.add("threads")
+        limit = self._read_limit(force=True)
+        err = getattr(exc, "errno", None)
+        logger.warning(
+            "sysletloop: %s failed (%s: %s; %s); the process limit found: %s. Blocking "
+            "calls now wait in the queue until a thread is free to take the loop over "
+            "(syslet_stats().waited_for_threads counts them); see 'Thread limits' in "
+            "the tuning guide.",
+            where,
+            type(exc).__name__,
+            exc,
+            f"errno {errno.errorcode.get(err, err)}"
+            if err is not None
+            else "no errno reported; a PID or RLIMIT_NPROC limit gives EAGAIN",
+            limit if limit is not None else "none readable (a memory limit?)",
+        )
+
+    def _note_fault(self, where: str, exc: BaseException) -> None:
+        """Any thread: a fault the loop survived. Logged once per kind, with the trace."""
+        if where in self._faults_logged:
+            return
+        self._faults_logged.add(where)
+        logger.error("sysletloop: %s failed; the loop goes on", where, exc_info=exc)
+
+    def _read_limit(self, *, force: bool = False) -> ThreadLimit | None:
+        """The tightest thread limit, read at most once a second unless forced."""
+        now = time.monotonic()
+        if force or now - self._limit_read_at >= 1.0:
+            self._limit_read_at = now
+            try:
+                self._thread_limit = read_thread_limit()
+            except Exception as exc:  # MemoryError: keep what we knew
+                self._note_fault("reading the thread limits", exc)
+        return self._thread_limit
+
+    def _may_start_short(self) -> bool:
+        """Owner, short of threads, under the cap: may the next call start inline? Yes
+        if a worker is idle (it will take the loop), or if no thread will ever come back
+        (nothing in flight: waiting would be a hang; the call keeps the loop if it
+        blocks). Otherwise no: it waits for a worker to come back, or for the retry."""
+        self._schedule_retry()
+        threads = self._threads
+        if threads is None or threads.has_idle():
+            return True
+        home = self._home
+        mine = 0 if home is None or home.ident == threading.get_ident() else 1
+        return (
+            self._blocked_total == self._blocked_drained
+            and not self._eager_outstanding
+            and threads.busy_count() - mine <= 0
+        )
+
+    def _schedule_retry(self) -> None:
+        if self._retry_handle is None and not self.is_closed():
+            self._retry_handle = self.call_later(self._retry_delay, self._retry_threads)
+
+    def _retry_threads(self) -> None:
+        """Timer, owner, while short of threads: can threads be started again? Back off
+        from _RETRY_MIN to _RETRY_MAX while they cannot."""
+        self._retry_handle = None
+        threads = self._threads
+        if threads is None or not self._short_of_threads:
+            return
+        self._revive_watchdog()
+        try:
+            threads.start_spare()
+        except Exception:
+            with self._own_lock:
+                self._thread_start_failures += 1
+            self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX)
+            self._schedule_retry()
+            return
+        limit = self._read_limit(force=True)
+        with self._own_lock:
+            self._cap = cap_for(
+                limit,
+                configured=self._syslet_options.max_blocked,
+                blocked_now=self._blocked_total - self._blocked_drained,
+                machinery_to_start=1,  # the spare's replacement after the next claim
+            )
+            self._max_blocked_now = self._cap
+            self._short_of_threads = False
+        self._retry_delay = _RETRY_MIN
+        logger.info("sysletloop: threads can be started again; max_blocked now %d", self._cap)
+
+    def _revive_watchdog(self) -> None:
+        """Owner, between calls: replace a watchdog that never started or has died."""
+        watchdog = self._watchdog
+        if watchdog is None or watchdog.is_alive():
+            return
+        fresh = make_watchdog(
+            self._syslet_options.block_threshold,
+            watchdog_callback(self),
+            name="sysletloop-watchdog",
+            fallback=True,
+        )
+        if isinstance(fresh, NoWatchdog):
+            return
+        self._watchdog = fresh
+        watchdog.close()
+
+    def _note_long_inline(self) -> None:
+        """Owner: an inline call came back long after the threshold, still inline:
+        nobody claimed it (the watchdog is missing or dead), or a claim found no thread
+        (then counted already, unless the call ran on well past the failed claim)."""
+        if self._short_of_threads:
+            return  # a failed claim kept it, and counted it
+        self._after_stall()
+
+    def _after_stall(self) -> None:
+        """Owner: an inline call stalled the loop: a claim found no thread to take the
+        loop over, or none came (the watchdog is missing or dead)."""
+        self._stalled_calls += 1
+        watchdog = self._watchdog
+        if watchdog is not None and not watchdog.is_alive():
+            if not isinstance(watchdog, NoWatchdog):
+                self._note_fault("the watchdog thread", RuntimeError("it is not running"))
+            self._revive_watchdog()
+
+    def _hand_over_failed(self, cell: list[object], *, eager: bool) -> bool:
+        """A thread whose call was claimed, the call now returned: did the claim fail to
+        give the loop to another thread? Then the loop is still this thread's (nobody
+        else ever ran it): undo the claim's counts and return True. Waits while the
+        claimer is still starting the successor (at most one thread start)."""
+        with self._hand_over_done:
+            hand_over = self._hand_over
+            if hand_over is None or hand_over.cell is not cell:
+                return False  # handed over, and the loop has moved on since
+            while hand_over.state == _PENDING:
+                self._hand_over_done.wait()
+            if hand_over.state != _FAILED:
+                return False
+            self._hand_over = None
+            self._migrations -= 1
+            if eager:
+                self._eager_outstanding -= 1
+            else:
+                self._blocked_total -= 1
+            return True
+
+    def _new_owner_state(self) -> OwnerThreadState:
+        """Worker thread, just handed the loop: its thread state. The loop is this
+        thread's now (the claim bumped the epoch), so a MemoryError cannot be allowed to
+        end the hand-over: wait and try again (a stall while memory is short)."""
+        delay = _RETRY_MIN
+        while True:
+            try:
+                return OwnerThreadState(self)
+            except MemoryError as exc:
+                self._note_fault("taking over the loop", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+
 
 SEND_AWAY = object()  # call_eager's answer for "predicted to block: use the syslet path"
+
+# While short of threads, the loop tries to start one after _RETRY_MIN, doubling up to
+# _RETRY_MAX: a failed start costs a clone() that fails at once (a few us), so 1 s is
+# about how long a process that got its threads back should wait to use them.
+_RETRY_MIN = 0.001  # seconds
+_RETRY_MAX = 1.0  # seconds
+# An inline call that returns this long after the threshold was not claimed in time:
+# the watchdog is gone, or no thread could take the loop. 50 ms is far above the
+# detection latency even on a loaded VM (a few ms), so a healthy loop never pays for the
+# look this triggers.
+_STALL_MARGIN = 0.05  # seconds
+
+
+_PENDING, _STARTED, _FAILED = 0, 1, 2
+
+
+class _HandOver:
+    """One claim's hand-over: is a thread running the loop after it (``_STARTED``), or
+    could none be had (``_FAILED``: the claimed call's thread keeps the loop)?"""
+
+    __slots__ = ("cell", "state")
+
+    def __init__(self, cell: list[object]) -> None:
+        self.cell = cell
+        self.state = _PENDING
+
+
+def watchdog_callback(loop: SysletEventLoop) -> Callable[[object], None]:
+    """The watchdog's ``on_overdue`` for ``loop``: holds it weakly (the watchdog thread
+    must not keep a dropped loop alive)."""
+    ref = weakref.ref(loop)
+
+    def on_overdue(token: object) -> None:
+        target = ref()
+        if target is not None:
+            target._claim(token)
+
+    return on_overdue
 
 
 class _StealRequest:

@@ -27,6 +27,10 @@ No lost kick (Dekker order, both sides publish then check):
     2. The watchdog stores ``_wake_at``, then re-reads the slot; if it changed, it looks
        again instead of sleeping.
 
+A fault in the watchdog's own thread (a MemoryError while it looks or waits) must not
+end it silently, or calls would stall forever unwatched: it is logged once, the thread
+pauses one threshold and looks again. Only ``close`` ends the thread.
+
 Cost: while calls keep coming the watchdog wakes once per threshold (polling), and an
 ``arm`` after a quiet spell costs one kick. With nothing armed for a whole threshold it
 parks. A pure-Python watchdog needs the GIL to look, so a call that holds the GIL (pure
@@ -40,6 +44,7 @@ call, ~15-20 us of CPU each on a small VM, more than the call being watched); si
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -112,7 +117,20 @@ class PythonWatchdog:
     # -- the watchdog thread -------------------------------------------------------
 
     def _main(self) -> None:
-        reduce_timer_slack()
+        with contextlib.suppress(Exception):  # failing: a coarser timer, no more
+            reduce_timer_slack()
+        logged = False
+        while not self._closed:
+            try:
+                self._watch()
+            except Exception:
+                # A fault in the watchdog itself (MemoryError): report once, go on.
+                if not logged:
+                    logged = True
+                    logger.exception("sysletloop watchdog: fault in the watchdog thread")
+                time.sleep(self._threshold)
+
+    def _watch(self) -> None:
         threshold = self._threshold
         seen_arms = -1
         reported: tuple[object, float] | None = None

@@ -43,7 +43,20 @@ class SysletStats:
     ``eager_redirected``
         Eager calls the blocking predictor sent down :func:`call`'s path instead.
     ``watchdog``
-        Which watchdog detects blocking: ``"c"`` (the extension) or ``"python"``.
+        Which watchdog detects blocking: ``"c"`` (the extension) or ``"python"``;
+        ``"none"`` when no watchdog thread could be started (calls then run inline to
+        the end, as on a stock loop, until one can).
+    ``waited_for_threads``
+        Times calls were held in the queue because no thread could be had for the loop
+        to move to (a PID limit, RLIMIT_NPROC, memory): counted once per call held.
+    ``thread_start_failures``
+        Thread starts that failed (the first one is logged, with the limit found).
+    ``stalled_calls``
+        Calls that kept the loop well past the threshold (no thread to move to, or no
+        watchdog): the loop stalled, as a stock loop does on a blocking callback.
+    ``max_blocked_now``
+        The cap on blocked calls in force: ``max_blocked``, lowered to what the
+        process's thread limits leave (see the tuning guide).
     """
 
     inline_completions: int
@@ -62,3 +75,7 @@ class SysletStats:
     eager_blocked: int
     eager_redirected: int
     watchdog: str
+    waited_for_threads: int
+    thread_start_failures: int
+    stalled_calls: int
+    max_blocked_now: int

@@ -31,6 +31,16 @@ the *backlog*, which workers drain before they go idle, and a *starter* thread s
 workers for it. The loop uses ``submit_soon``: a burst of 20 calls sent to threads at
 once must not stall the loop for 20 thread starts (100-700 us each on a busy VM).
 
+When threads cannot be started (a PID limit, RLIMIT_NPROC, memory): ``submit``,
+``ensure_spare`` and ``start_spare`` raise what ``Thread.start`` raised (the job was not
+taken), and the caller decides; the starter never leaves a job behind:
+a backlogged job it cannot start a worker for, and that no worker is being started for,
+goes back to the cache's owner through ``on_stranded`` (exactly once: it is popped from
+the backlog under ``_lock``), and the failure is reported through ``on_start_failed``.
+A worker that goes idle calls ``on_idle`` (the loop waits for one when short of
+threads). The three callbacks run outside ``_lock``, on the thread that saw the event,
+and must not raise (what they raise is reported and ignored).
+
 Idle workers are used last-in first-out, so a warm thread is reused and the others age
 out (as trio's thread cache and anyio's worker threads do). There is no reaper thread:
 each worker times itself out.
@@ -42,6 +52,7 @@ now, on some thread", never queued behind other work.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections import deque
@@ -66,9 +77,20 @@ class _Slot:
 class ThreadCache:
     """Worker threads that time out when idle. Any thread may call any method."""
 
-    def __init__(self, *, idle_timeout: float, name: str) -> None:
+    def __init__(
+        self,
+        *,
+        idle_timeout: float,
+        name: str,
+        on_idle: Callable[[], None] | None = None,
+        on_stranded: Callable[[Job], None] | None = None,
+        on_start_failed: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self._idle_timeout = idle_timeout
         self._name = name
+        self._on_idle = on_idle
+        self._on_stranded = on_stranded
+        self._on_start_failed = on_start_failed
         self._lock = threading.Lock()
         self._idle: list[_Slot] = []
         self._workers: dict[_Slot, threading.Thread] = {}
@@ -103,7 +125,14 @@ class ThreadCache:
                 start_starter = False
                 self._wanted.notify()
         if start_starter:
-            self._starter.start()  # once per cache: after this, starting is its job
+            try:
+                self._starter.start()  # once per cache: after this, starting is its job
+            except BaseException:
+                with self._lock:  # no starter: take the job back, the caller decides
+                    self._starter = None
+                    if job in self._backlog:
+                        self._backlog.remove(job)
+                raise
 
     def _hand_to_idle(self, job: Job) -> bool:
         """Under ``_lock``: give ``job`` to the most recently idle worker, if any."""
@@ -116,6 +145,20 @@ class ThreadCache:
         slot.job = job
         slot.wakeup.release()
         return True
+
+    def start_spare(self) -> None:
+        """Start one more worker, to wait idle (blocks while it starts); raises what
+        ``Thread.start`` raised."""
+        self._start(None)
+
+    def has_idle(self) -> bool:
+        with self._lock:
+            return bool(self._idle)
+
+    def busy_count(self) -> int:
+        """Workers not idle (running a job, or starting)."""
+        with self._lock:
+            return len(self._workers) - len(self._idle)
 
     def ensure_spare(self) -> None:
         """Make sure one worker is idle, starting one if needed (blocks while it starts)."""
@@ -151,15 +194,55 @@ class ThreadCache:
                 thread.join(join_timeout)
 
     def _starter_main(self) -> None:
-        """Start one worker per backlogged job that no worker will take soon."""
-        while True:
-            with self._lock:
-                while not self._closed and len(self._backlog) <= self._starting:
-                    self._wanted.wait()
-                if len(self._backlog) <= self._starting:
-                    return  # closed, and every backlogged job has a worker coming
-                self._starting += 1
-            self._start(None, from_starter=True)
+        """Start one worker per backlogged job that no worker will take soon. A start
+        that fails gives the uncovered jobs back (``on_stranded``); the starter then
+        waits for the next job, and tries again then."""
+        stranded: list[Job] = []
+        try:
+            while True:
+                with self._lock:
+                    while not self._closed and len(self._backlog) <= self._starting:
+                        self._wanted.wait()
+                    if len(self._backlog) <= self._starting:
+                        return  # closed, and every backlogged job has a worker coming
+                    self._starting += 1
+                try:
+                    self._start(None, from_starter=True)
+                except BaseException as exc:  # no thread: no job may wait for one
+                    with self._lock:
+                        self._starting -= 1
+                        while len(self._backlog) > self._starting:
+                            stranded.append(self._backlog.pop())
+                    stranded.reverse()
+                    self._report(self._on_start_failed, exc)
+                    while stranded:
+                        self._report(self._on_stranded, stranded.pop(0))
+                    del exc
+        finally:
+            with self._lock:  # dying (closed, or a bug): the next submit_soon starts one
+                self._starter = None
+                while len(self._backlog) > self._starting:
+                    stranded.append(self._backlog.pop())
+            for job in reversed(stranded):
+                self._report(self._on_stranded, job)
+
+    @staticmethod
+    def _report(callback: Callable[[Job], None] | Callable[[BaseException], None] | None,
+                arg: object) -> None:
+        if callback is None:
+            return
+        try:
+            callback(arg)  # type: ignore[arg-type]  # the pairs above match
+        except BaseException as exc:
+            ThreadCache._report_error(exc)
+
+    @staticmethod
+    def _report_error(exc: BaseException) -> None:
+        """A callback raised: report it as a thread's uncaught exception, and go on."""
+        with contextlib.suppress(BaseException):
+            threading.excepthook(
+                threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, None))
+            )
 
     def _start(self, job: Job | None, *, from_starter: bool = False) -> None:
         slot = _Slot()
@@ -176,7 +259,13 @@ class ThreadCache:
                 raise RuntimeError("thread cache is closed")
             self.started += 1
             self._workers[slot] = thread
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:
+            with self._lock:
+                self.started -= 1
+                self._workers.pop(slot, None)
+            raise
 
     def _worker_main(self, slot: _Slot, job: Job | None, from_starter: bool) -> None:
         if from_starter:
@@ -194,6 +283,11 @@ class ThreadCache:
                     if self._closed:
                         return
                     self._idle.append(slot)
+                if self._on_idle is not None:
+                    try:
+                        self._on_idle()
+                    except BaseException as exc:
+                        self._report_error(exc)
                 if not slot.wakeup.acquire(timeout=self._idle_timeout):
                     with self._lock:
                         if slot in self._idle:

@@ -14,18 +14,24 @@ The contract (thread rules in each implementation's header):
                              per arming, when ``token`` is still armed ``threshold``
                              seconds after ``arm``.
     ``close()``              any thread: stop and join the watchdog's thread.
-    ``is_alive()``, ``native_id``, ``kind`` (``"c"`` or ``"python"``).
+    ``is_alive()``, ``native_id``, ``kind`` (``"c"``, ``"python"`` or ``"none"``).
+
+When no watchdog thread can be started (a PID limit, RLIMIT_NPROC, memory), the loop
+builds ``make_watchdog(..., fallback=True)``: the chosen kind, else the Python one, else
+:class:`NoWatchdog`, which never reports, so calls run inline to the end, as a stock
+loop runs a blocking callback (a stall, never a hang). The loop tries again later.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 from ._pywatchdog import PythonWatchdog
 
-__all__ = ["Watchdog", "make_watchdog", "watchdog_kind"]
+__all__ = ["NoWatchdog", "Watchdog", "make_watchdog", "watchdog_kind"]
 
 
 class Watchdog(Protocol):
@@ -67,9 +73,55 @@ def _choose() -> WatchdogFactory:
     return c if c is not None else PythonWatchdog
 
 
-def make_watchdog(threshold: float, on_overdue: Callable[[object], None], *, name: str) -> Watchdog:
-    """A watchdog of the kind this process uses (chosen when first asked)."""
-    return _choose()(threshold, on_overdue, name=name)
+class NoWatchdog:
+    """Watches nothing: no thread could be started for a real one."""
+
+    kind = "none"
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error  # why: what starting the real ones raised
+
+    def arm(self, token: object, /) -> float:
+        return time.monotonic()
+
+    def disarm(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def is_alive(self) -> bool:
+        return False
+
+    @property
+    def native_id(self) -> int | None:
+        return None
+
+
+def make_watchdog(
+    threshold: float,
+    on_overdue: Callable[[object], None],
+    *,
+    name: str,
+    fallback: bool = False,
+) -> Watchdog:
+    """A watchdog of the kind this process uses (chosen when first asked). With
+    ``fallback``, a watchdog whose thread cannot start gives way to the Python one, and
+    that to :class:`NoWatchdog` (carrying the first error); a bad
+    ``SYSLETLOOP_WATCHDOG`` still raises."""
+    factory = _choose()
+    if not fallback:
+        return factory(threshold, on_overdue, name=name)
+    try:
+        return factory(threshold, on_overdue, name=name)
+    except Exception as exc:  # RuntimeError/MemoryError: no thread for it
+        first = exc
+    if factory is not PythonWatchdog:
+        try:
+            return PythonWatchdog(threshold, on_overdue, name=name)
+        except Exception:
+            pass
+    return NoWatchdog(first)
 
 
 def watchdog_kind() -> str:

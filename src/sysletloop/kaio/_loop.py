@@ -48,6 +48,19 @@ Guarantees
       Disk I/O always finishes; an op the kernel can neither cancel nor finish (none is
       known among the five operations offered here) would make ``close()`` wait for it.
 
+Resources running out (reviewed for issue 15; this loop starts no thread of its own)
+    * ``io_setup`` refused (``EAGAIN`` once fs.aio-nr would pass fs.aio-max-nr, or
+      ``ENOMEM``): the constructor raises :class:`KaioSetupError` naming the sysctls;
+      nothing was created but the selector, which it closes.
+    * No descriptor for the eventfd (``EMFILE`` at RLIMIT_NOFILE, ``ENFILE``): the
+      constructor destroys the context it made and raises the ``OSError``. Either way a
+      loop is never half made, and a later attempt starts from scratch.
+    * ``io_submit`` refusing with ``EAGAIN`` (the kernel's own AIO memory) requeues the
+      ops while others are in flight (their events will make room) and fails them only
+      when nothing is, so a refusal never leaves an op waiting for an event that cannot
+      come. ``run_in_executor`` work goes to asyncio's default pool and meets a thread
+      limit as stock asyncio does.
+
 Rejected alternatives
     * Submitting each op as it is requested: one system call per op, and the paper's
       complaint (submission cost) multiplied. One ``io_submit`` per loop iteration batches
