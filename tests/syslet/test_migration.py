@@ -12,7 +12,7 @@ import pytest
 
 import sysletloop
 
-from .helpers import Gate, this_loop, until
+from .helpers import Gate, this_loop, until, wait_until
 
 
 @pytest.mark.asyncio
@@ -119,11 +119,19 @@ async def test_many_migrations_in_a_row() -> None:
     assert len(threads) >= 2
 
 
+def _block_until_the_loop_moves(loop: sysletloop.SysletEventLoop) -> None:
+    """A blocking call that returns only once the loop has left its thread: it blocks
+    for as long as a loaded machine takes to notice, so the migration is certain."""
+    me = threading.get_ident()
+    assert wait_until(lambda: loop._thread_id != me, timeout=60)
+
+
 def test_without_the_predictor_every_blocking_call_migrates() -> None:
     async def main() -> sysletloop.SysletStats:
+        loop = this_loop()
         for _ in range(5):
-            await sysletloop.call(time.sleep, 0.005)
-        return this_loop().syslet_stats()
+            await sysletloop.call(_block_until_the_loop_moves, loop)
+        return loop.syslet_stats()
 
     stats = sysletloop.run(main(), predict_blocking=False)
     assert stats.migrations == 5
@@ -134,9 +142,10 @@ def test_run_returns_in_the_calling_thread_after_migrations() -> None:
     caller = threading.get_ident()
 
     async def main() -> tuple[int, int]:
+        loop = this_loop()
         for _ in range(3):
-            await sysletloop.call(time.sleep, 0.01)
-        return threading.get_ident(), this_loop().syslet_stats().migrations
+            await sysletloop.call(_block_until_the_loop_moves, loop)
+        return threading.get_ident(), loop.syslet_stats().migrations
 
     loop_thread, migrations = sysletloop.run(main(), predict_blocking=False)
     assert threading.get_ident() == caller
