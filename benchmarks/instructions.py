@@ -14,10 +14,17 @@ How one number is made: a child process (this module, ``--child``) does an opera
 ``n`` times on one loop; it runs under callgrind twice, with ``n = N`` and ``n = 2N``,
 and the operation's cost is ``(I(2N) - I(N)) / N``. Interpreter start-up, imports, loop
 creation and teardown cancel out; what remains is the steady-state cost of one
-operation. ``PYTHONHASHSEED=0`` and a fixed ``N`` make each child's work repeatable; the
-watchdog thread's timer wake-ups are the one source of variation left (a few hundred
-instructions per wake-up), which is why the C watchdog is parked whenever nothing runs
-inline and ``N`` is large enough to drown it.
+operation. ``PYTHONHASHSEED=0`` and a fixed ``N`` make each child's work repeatable.
+
+Valgrind runs the program some 50 times slower, so every decision the loop takes by the
+clock would go the other way under it: a ``len`` call inline takes longer than the
+predictor's ``SLOW_CALL`` (50 us), is predicted to block after two calls and is sent to
+a spare thread, and a call can outlast the 1 ms threshold and migrate. The counts would
+then measure paths a native run never takes, and vary from run to run. So the child
+scales the loop's clocks to valgrind's: ``block_threshold`` is 60 s (the largest allowed)
+and ``SLOW_CALL`` 1 s, and what is counted is the path a fast, non-blocking call takes
+natively. With that, two runs agree to within a few instructions per operation (the
+watchdog thread's rare timer wake-ups).
 
 The operations (each on the stock loop and on the syslet loop, same Python):
 
@@ -61,6 +68,9 @@ OPERATIONS = (
 )
 SYSLET_ONLY = frozenset({"call", "eager"})
 DEFAULT_N = 2000
+# The loop's clock-driven decisions, scaled to a program running under valgrind.
+VALGRIND_THRESHOLD = 60.0  # seconds: the largest block_threshold the loop accepts
+VALGRIND_SLOW_CALL = 1.0  # seconds, for the predictor's SLOW_CALL (natively 50 us)
 
 
 # ---------------------------------------------------------------- the child's operations
@@ -173,9 +183,16 @@ def _operation(name: str, loop: str) -> Callable[[int], Awaitable[None]]:
 def _child(name: str, loop: str, n: int) -> None:
     """Warm up (n // 10, so caches and the pool exist in both runs alike), then n."""
     if loop == "syslet":
-        import sysletloop
+        import functools
 
-        factory: Callable[[], asyncio.AbstractEventLoop] = sysletloop.new_event_loop
+        import sysletloop
+        from sysletloop import _loop, _profile
+
+        # Valgrind's clock, not the machine's: see the module docstring.
+        _profile.SLOW_CALL = _loop.SLOW_CALL = VALGRIND_SLOW_CALL  # type: ignore[misc]
+        factory: Callable[[], asyncio.AbstractEventLoop] = functools.partial(
+            sysletloop.new_event_loop, block_threshold=VALGRIND_THRESHOLD
+        )
     else:
         factory = asyncio.new_event_loop
     op = _operation(name, loop)
