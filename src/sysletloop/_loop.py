@@ -76,8 +76,9 @@ Eager calls and taking the loop back (``call_eager``):
     thread state): the new owner's thread has none, ``current_task`` there is None, and
     there is nothing to take out or put back, as the requester's thread still holds its
     task. (3.14+ also files each task in the list of the thread that creates it: see
-    ``_alltasks`` for what that means for ``asyncio.all_tasks``.) A run never ends while a steal
-    request is pending: the last owner hands over instead, and the requester ends it.
+    ``_alltasks`` for what that means for ``asyncio.all_tasks``.) A run never ends while
+    a steal request is pending: the last owner hands over instead, and the requester
+    ends it.
 
 When threads run out (a cgroup's pids.max, RLIMIT_NPROC, threads-max, memory):
     The loop is never handed to a thread that does not exist. After the pop (2b) the
