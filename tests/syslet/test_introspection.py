@@ -120,9 +120,16 @@ _CHILD = textwrap.dedent(
         late = asyncio.create_task(middle(event), name="late")
         await asyncio.sleep(0.05)
         home = threading.main_thread().native_id
+        # main waits on an Event a plain thread sets, not in a polling sleep: the
+        # inspector must find every task suspended at the same place on both loops.
+        released = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=lambda: (blocking_until_flag(), loop.call_soon_threadsafe(released.set)),
+            daemon=True,
+        ).start()
         print("READY", threading.get_native_id() != home, flush=True)
-        while not os.path.exists(flag):
-            await asyncio.sleep(0.01)
+        await released.wait()
         event.set()
         await asyncio.gather(tree, late, blocker)
 
