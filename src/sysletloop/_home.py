@@ -2,15 +2,20 @@
 
 ``run_forever`` must return in the thread that called it (the *home* thread), however
 many times the loop moved meanwhile. When the home thread's own inline call blocks, the
-loop goes on elsewhere and the home thread, once its call returns, waits here until the
-loop stops. While it waits it runs *jobs* that only it can do: registering a signal
-handler must happen on the main thread, and the home thread is the main thread when
-``asyncio.run`` was called from it.
+loop goes on elsewhere. Once the call returns, the home thread takes the loop back (home
+affinity, see "Going home" in ``_loop``) or, when it cannot (the run ended meanwhile, or
+the option is off), waits here until the loop stops. Some jobs only it can do:
+registering a signal handler must happen on the main thread, and the home thread is the
+main thread when ``asyncio.run`` was called from it. While it is busy (blocked in its
+call, or waiting to take the loop back) such jobs queue here and it runs them when it is
+free: as the owner again (``run_jobs``), or while it waits for the end
+(``serve_until_finished``).
 
-Thread rules: every field is guarded by ``cond``'s lock. ``finish`` is called once, by
-the last owner when the loop stops (or by the home thread itself when it never lost the
-loop, in which case nobody waits). ``post`` may be called by any thread; ``serve_until_
-finished`` only by the home thread.
+Thread rules: ``cond``'s lock guards ``finished``, ``error``, ``jobs`` and ``serving``.
+``finish`` is called once, by the last owner when the loop stops (or by the home thread
+itself when it never lost the loop, in which case nobody waits). ``run_on_home`` may be
+called by any thread; ``serve_until_finished`` and ``run_jobs`` only by the home thread.
+``interrupt`` and ``returned`` are the home thread's own: written and read only there.
 """
 
 from __future__ import annotations
@@ -40,7 +45,16 @@ class _Job:
 
 
 class HomeRun:
-    __slots__ = ("cond", "error", "finished", "ident", "interrupt", "jobs", "serving")
+    __slots__ = (
+        "cond",
+        "error",
+        "finished",
+        "ident",
+        "interrupt",
+        "jobs",
+        "returned",
+        "serving",
+    )
 
     def __init__(self) -> None:
         self.ident = threading.get_ident()
@@ -49,8 +63,11 @@ class HomeRun:
         self.error: BaseException | None = None
         self.interrupt: BaseException | None = None
         self.jobs: deque[_Job] = deque()
-        # True from the moment the deposed home thread's call has returned: from then on
-        # it runs posted jobs promptly (it is about to serve, or serving).
+        # The home thread's own call that blocked and has returned, held while the home
+        # thread waits to take the loop back; it delivers the outcome itself.
+        self.returned: object = None
+        # True once the home thread waits for the end of the run (serve_until_finished):
+        # from then on it runs posted jobs promptly.
         self.serving = False
 
     def finish(self, error: BaseException | None) -> None:
@@ -79,15 +96,19 @@ class HomeRun:
         job.done.wait()
         return job.error
 
-    def start_serving(self) -> None:
-        """Home thread: its blocked call returned; jobs posted from now on run soon."""
+    def run_jobs(self) -> None:
+        """Home thread, the loop's owner again: run the jobs queued while it was busy."""
         with self.cond:
-            self.serving = True
+            jobs, self.jobs = self.jobs, deque()
+        for job in jobs:
+            job.run()
 
     def serve_until_finished(self) -> None:
-        """Home thread: run posted jobs until the loop has stopped. May raise
+        """Home thread: run posted jobs until the loop has stopped (jobs posted from now
+        on run promptly: the caller waits for them). May raise
         ``KeyboardInterrupt`` (a signal handler raising while we wait); call again."""
         with self.cond:
+            self.serving = True
             while True:
                 while self.jobs:
                     job = self.jobs.popleft()

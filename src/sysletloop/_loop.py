@@ -20,7 +20,8 @@ Glossary
     claim      the watchdog's verdict "this inline call blocked": it empties the cell,
                bumps the epoch and hands the loop to a new owner.
     deposed    what the thread running a claimed call is, once the call returns: it
-               posts the outcome to the ring and leaves the loop's code at once.
+               posts the outcome to the ring and leaves the loop's code at once (the
+               home thread instead keeps it and goes home: see "Going home").
     home       the thread that called ``run_forever``; it must also be the one to return
                from it (see ``_home``).
     pending    calls submitted but not yet started (FIFO, ``_pending``).
@@ -80,6 +81,39 @@ Eager calls and taking the loop back (``call_eager``):
     a steal request is pending: the last owner hands over instead, and the requester
     ends it.
 
+Going home (``home_affinity``, on by default):
+    The home thread is where the loop should run: the thread that called
+    ``run_forever`` (the main thread, under ``asyncio.run``), where Python runs signal
+    handlers and where code made before the first migration expects to be called again
+    (a sqlite3 connection, thread-locals). So when the home thread is deposed and free
+    again (its claimed call returned, or it granted a take-back), it takes the loop back
+    as an eager caller does, as a Go thread leaving a system call takes back its P:
+      * Who requests: only the home thread, only when deposed and not blocked, with a
+        ``_StealRequest`` (``eager=False``) in the same FIFO as eager take-backs.
+      * Who grants: the owner, when the queued grant handle's turn comes (the end of a
+        handle, never inside a task step or an inline call), or the owner about to end
+        the run (``at_stop``; it grants instead of ending, and the home thread ends the
+        run itself). The granter is deposed by the grant and returns to the thread
+        cache as a spare, as after an eager take-back.
+      * The home thread's own call: its outcome is not posted to the ring but kept
+        (``HomeRun.returned``) and delivered by the home thread itself once it owns the
+        loop again (``_drive_home``), with the jobs queued for it (signal handlers).
+      * Several blocked calls returning at once: only the home thread's goes home; the
+        others post to the ring and their threads become spares, as before. Requests are
+        granted oldest first, one per grant handle.
+      * The run ending first: the owner that ends a run sets ``_run_ending`` under
+        ``_own_lock`` when it finds no request (``_await_stealer``); the home thread files
+        its request under the same lock only while it is not set. So either the request
+        is filed first and the ending owner grants it, or the run ends and the home
+        thread posts its call's outcome to the ring (the next run, or ``close``, sees it)
+        and waits for the end as without the option. A home call that returns after
+        ``close()`` cannot happen: ``run_forever`` has not returned, so the loop is
+        still running and cannot be closed.
+      * Ctrl-C while the home thread waits for its grant: it requests a stop and raises
+        the KeyboardInterrupt once it owns the loop again, as it would from a callback.
+    Cost: one more hand-over (a lock release and a thread wake-up) per blocked call that
+    ran on the home thread; see the benchmark ``blocked_cost`` for what it measures.
+
 When threads run out (a cgroup's pids.max, RLIMIT_NPROC, threads-max, memory):
     The loop is never handed to a thread that does not exist. After the pop (2b) the
     claimer gives the job to an idle worker or starts one; each claim leaves a
@@ -133,9 +167,10 @@ cause is logged once):
       ``threading.excepthook``; the cache goes on.
 
 Where this departs from stock asyncio, on purpose: a blocking callable runs in the
-loop's thread when it does not block, and in whichever thread was the owner when it did;
-``run_forever`` may return only when its calling thread is free again (its own inline
-call returned), as stock asyncio's cannot return in the middle of a blocking callback.
+loop's thread when it does not block, and in whichever thread was the owner when it did
+(the home thread, unless the home thread was itself blocked); ``run_forever`` may return
+only when its calling thread is free again (its own inline call returned), as stock
+asyncio's cannot return in the middle of a blocking callback.
 
 Rejected alternatives
     * Reserving a successor before every inline call, so that a claim never meets a
@@ -299,6 +334,9 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._hand_over: _HandOver | None = None
         self._hand_over_done = threading.Condition(self._own_lock)
         self._eager_outstanding = 0  # eager calls claimed and not yet taken back
+        # Set (under _own_lock) by the owner that ends a run; the home thread may not
+        # file a request to go home once it is set. Reset by run_forever.
+        self._run_ending = False
         self._profiles = ProfileTable()
         self._eager_profiles: dict[object, Profile] = {}
         # Tasks of eager calls that blocked, by id of their cell, until taken back.
@@ -332,6 +370,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._eager_redirected = 0
         self._waited_for_threads = 0
         self._stalled_calls = 0
+        self._home_returns = 0
         # Counters written under _own_lock (the watchdog's claim writes them too):
         self._migrations = 0
         self._blocked_total = 0
@@ -387,6 +426,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             thread_start_failures=failures,
             stalled_calls=self._stalled_calls,
             max_blocked_now=self._cap,
+            home_returns=self._home_returns,
         )
 
     _threads_started_before = 0
@@ -480,27 +520,39 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._epoch += 1
             self._thread_id = home.ident
             self._home = home
+            self._run_ending = False
         self._owner_state = state
         state.enter()
-        try:
-            finished = self._drive(resume=False)
-        except BaseException as exc:
-            if not self._hand_over_error(exc):
+        back: _StealRequest | None = None  # set when this thread has just gone home
+        while True:
+            try:
+                finished = self._drive(resume=False) if back is None else self._drive_home(back)
+            except BaseException as exc:
+                if not self._hand_over_error(exc):
+                    self._end_run(state)
+                    raise
+                finished = False
+            if finished:
                 self._end_run(state)
-                raise
-            finished = False
-        if finished:
-            self._end_run(state)
-            error = home.error  # left by an owner that handed over while failing
-            if error is not None:
-                home.error = None
-                try:
-                    raise error
-                finally:
-                    error = None
-            return
-        # Deposed: this thread's inline call blocked and the loop went on elsewhere; the
-        # call has returned now. Wait for the loop to stop, and report what stopped it.
+                error = home.error  # left by an owner that handed over while failing
+                if error is not None:
+                    home.error = None
+                    try:
+                        raise error
+                    finally:
+                        error = None
+                return
+            # Deposed: this thread's inline call blocked and the loop went on elsewhere
+            # (the call has returned now), or it granted a take-back. Take the loop back
+            # (going home), unless the option is off or the run has ended meanwhile.
+            back = self._go_home(home, state) if self._syslet_options.home_affinity else None
+            if back is None:
+                break
+        returned, home.returned = home.returned, None
+        if isinstance(returned, CallRecord):
+            self._ring.post(returned)  # the run ended first: the next run delivers it
+        returned = None
+        # Wait for the loop to stop, and report what stopped it.
         error = self._await_loop_end(home)
         self._end_run(None)
         if error is not None:
@@ -604,7 +656,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         eager call blocked is in the middle of a task step; it gets the loop (and ends
         the run itself)."""
         if self._await_stealer():
-            self._grant_steal()
+            self._grant_steal(at_stop=True)
             return False
         return True
 
@@ -615,7 +667,10 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         with self._steal_filed:
             while not self._steal_requests and self._eager_outstanding:
                 self._steal_filed.wait()
-            return bool(self._steal_requests)
+            if self._steal_requests:
+                return True
+            self._run_ending = True  # the home thread must not file a request now
+            return False
 
     def _run_once(self) -> None:
         """One iteration: poll, collect finished calls, run due timers and ready
@@ -873,15 +928,18 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._ring.post(call)
 
     def _post_blocked_outcome(self, call: CallRecord) -> None:
-        """Deposed thread: hand the outcome to whoever owns the loop now, and leave."""
+        """Deposed thread: hand the outcome to whoever owns the loop now, and leave. The
+        home thread keeps its own, to deliver when it has the loop back (going home)."""
         home = self._home
         if home is not None and home.ident == threading.get_ident():
-            home.start_serving()
             if isinstance(call.exception, KeyboardInterrupt):
                 # Ctrl-C raised inside the home thread's own call: as in stock asyncio
                 # it must escape run_forever, not just the call's future.
                 home.interrupt = call.exception
                 self._request_stop()
+            if self._syslet_options.home_affinity:
+                home.returned = call
+                return
         self._ring.post(call)
 
     def _drain_completions(self) -> None:
@@ -1081,7 +1139,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         if home.error is None:
             home.error = exc
         self._stopping = True
-        self._grant_steal()
+        self._grant_steal(at_stop=True)
         return True
 
     # ------------------------------------------------------------ eager calls
@@ -1147,7 +1205,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
     def _take_back(self, cell: list[object], state: OwnerThreadState) -> None:
         """This thread's eager call blocked and has now returned: wait until the current
         owner hands the loop back, then re-enter the task it was running."""
-        request = _StealRequest(threading.get_ident(), state)
+        request = _StealRequest(threading.get_ident(), state, eager=True)
         with self._steal_filed:
             self._steal_requests.append(request)
             self._steal_filed.notify()
@@ -1173,24 +1231,75 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             finally:
                 interrupt = None
 
+    def _go_home(self, home: HomeRun, state: OwnerThreadState) -> _StealRequest | None:
+        """Home thread, deposed and free again: take the loop back from whichever thread
+        owns it, at that owner's next safe point. Returns the granted request, or None
+        if the run ended (or is ending) without this thread: see "Going home"."""
+        request = _StealRequest(home.ident, state, eager=False)
+        with self._steal_filed:
+            if self._run_ending:
+                return None
+            self._steal_requests.append(request)
+            self._steal_filed.notify()
+        self.call_soon_threadsafe(self._grant_queued_steal)
+        while True:
+            try:
+                request.granted.acquire()
+                break
+            except KeyboardInterrupt as exc:  # Ctrl-C while waiting (main thread)
+                if home.interrupt is None:
+                    home.interrupt = exc
+                self._request_stop()
+        return request
+
+    def _drive_home(self, request: _StealRequest) -> bool:
+        """Home thread, owner again after going home: deliver its own call's outcome,
+        run the jobs queued for it (signal handlers), then drive as ``_drive`` does."""
+        self._home_returns += 1
+        request.state.enter()
+        home = self._home
+        assert home is not None
+        call, home.returned = home.returned, None
+        if isinstance(call, CallRecord):
+            with self._own_lock:
+                self._blocked_drained += 1
+            self._completions_drained += 1
+            call.profile.blocked_seconds += call.duration
+            self._deliver(call)
+            if self._quiesce_waiters and self._is_quiet():
+                self._release_quiesce_waiters()
+        call = None
+        home.run_jobs()
+        interrupt, home.interrupt = home.interrupt, None
+        if interrupt is not None:
+            try:
+                raise interrupt  # as the owner: it escapes run_forever, as on a stock loop
+            finally:
+                interrupt = None
+        if request.at_stop:
+            # Granted by an owner ending the run: its last iteration is over.
+            return self._finish_or_hand_over()
+        return self._drive(resume=False)
+
     def _grant_queued_steal(self) -> None:
         """Handle: the turn of a thread waiting to take the loop back (if it still waits:
         the end of a run may have granted it already)."""
         if self._steal_requests:
             self._grant_steal()
 
-    def _grant_steal(self) -> None:
-        """Owner: give the loop to the oldest thread waiting to take it back."""
+    def _grant_steal(self, *, at_stop: bool = False) -> None:
+        """Owner: give the loop to the oldest thread waiting to take it back (an eager
+        call's, or the home thread going home). ``at_stop``: the run is stopping and this
+        owner's last iteration is over."""
         with self._own_lock:
             request = self._steal_requests.popleft()
-            self._eager_outstanding -= 1
+            if request.eager:
+                self._eager_outstanding -= 1
             self._epoch += 1
             self._thread_id = request.ident
+        request.at_stop = at_stop
         mine = self._owner_state
         self._owner_state = request.state
-        home = self._home
-        if home is not None and home.ident == threading.get_ident():
-            home.start_serving()
         if mine is not None:
             mine.leave()
         request.granted.release()
@@ -1493,13 +1602,16 @@ def watchdog_callback(loop: SysletEventLoop) -> Callable[[object], None]:
 
 
 class _StealRequest:
-    """A thread whose eager call blocked, waiting for the loop back."""
+    """A thread waiting to take the loop back: an eager call's that blocked and has
+    returned (``eager``), or the home thread going home."""
 
-    __slots__ = ("granted", "ident", "state")
+    __slots__ = ("at_stop", "eager", "granted", "ident", "state")
 
-    def __init__(self, ident: int, state: OwnerThreadState) -> None:
+    def __init__(self, ident: int, state: OwnerThreadState, *, eager: bool) -> None:
         self.ident = ident
         self.state = state
+        self.eager = eager
+        self.at_stop = False  # written by the granter before it releases ``granted``
         self.granted = threading.Lock()
         self.granted.acquire()
 

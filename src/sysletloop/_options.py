@@ -57,6 +57,14 @@ class LoopOptions:
         syslet path on this loop instead of anyio's worker threads. Off by default: it
         changes which thread runs the callable. Needs anyio 4.4 to 4.16; an anyio
         sysletloop does not know is refused when the loop is created.
+    ``home_affinity``
+        Whether the loop goes back to its home thread (the one that called
+        ``run_forever``) when a blocked call that ran there returns, as a Go thread
+        takes back its processor after a system call. Calls that do not block then run
+        on the home thread except while it is itself blocked, so thread-bound objects
+        (a sqlite3 connection, thread-locals) made in one such call work in the next,
+        and Python's signal handlers run promptly. With ``False`` the loop stays on
+        whichever thread it moved to, and the home thread only waits for the run to end.
     """
 
     block_threshold: float = DEFAULT_BLOCK_THRESHOLD
@@ -65,6 +73,7 @@ class LoopOptions:
     route_executor: bool = True
     predict_blocking: bool = True
     route_anyio: bool = False
+    home_affinity: bool = True
 
     def __post_init__(self) -> None:
         _check_seconds("block_threshold", self.block_threshold, upper=60.0)
@@ -73,7 +82,7 @@ class LoopOptions:
             raise TypeError(f"max_blocked must be an int, got {type(self.max_blocked).__name__}")
         if self.max_blocked < 1:
             raise ValueError(f"max_blocked must be at least 1, got {self.max_blocked}")
-        for name in ("route_executor", "predict_blocking", "route_anyio"):
+        for name in ("route_executor", "predict_blocking", "route_anyio", "home_affinity"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, got {type(value).__name__}")

@@ -26,7 +26,8 @@ class SysletStats:
     ``queued_over_cap``
         Calls that had to wait because ``max_blocked`` calls were already blocked.
     ``completions_drained``
-        Outcomes of blocked calls collected from the completion ring.
+        Outcomes of blocked calls delivered: collected from the completion ring, or
+        (``home_returns``) delivered by the home thread itself on its way back.
     ``cancelled_before_start``
         Calls whose awaiting task was cancelled before they started (they never ran).
     ``predicted_blocking``
@@ -57,6 +58,9 @@ class SysletStats:
     ``max_blocked_now``
         The cap on blocked calls in force: ``max_blocked``, lowered to what the
         process's thread limits leave (see the tuning guide).
+    ``home_returns``
+        Times the loop went back to its home thread when a blocked call that ran there
+        returned (``home_affinity``); that call's outcome was delivered there directly.
     """
 
     inline_completions: int
@@ -79,3 +83,4 @@ class SysletStats:
     thread_start_failures: int
     stalled_calls: int
     max_blocked_now: int
+    home_returns: int

@@ -16,7 +16,9 @@ from .helpers import Gate, loop_threads, open_fds, until, wait_until
 
 
 def _leave_a_call_blocked(loop: sysletloop.SysletEventLoop, gate: Gate) -> None:
-    """Run the loop until ``gate`` blocks on a thread other than this one, then stop."""
+    """Run the loop until ``gate`` blocks on a thread other than this one, then stop.
+    (The loop must not go home: ``home_affinity=False``.)"""
+    assert not loop.syslet_options.home_affinity
 
     async def main() -> None:
         # First move the loop off this thread (this thread's call blocks 10 ms)...
@@ -32,7 +34,7 @@ def _leave_a_call_blocked(loop: sysletloop.SysletEventLoop, gate: Gate) -> None:
 def test_close_with_a_call_in_flight_returns_at_once_and_nothing_leaks() -> None:
     fds_before = open_fds()
     gate = Gate()
-    loop = sysletloop.new_event_loop()
+    loop = sysletloop.new_event_loop(home_affinity=False)
     _leave_a_call_blocked(loop, gate)
     assert loop.syslet_stats().blocked_in_flight == 1
     assert loop.syslet_threads()  # at least the thread blocked in the call
@@ -49,7 +51,7 @@ def test_close_with_a_call_in_flight_returns_at_once_and_nothing_leaks() -> None
 
 def test_shutdown_default_executor_waits_for_a_blocked_call() -> None:
     gate = Gate()
-    loop = sysletloop.new_event_loop()
+    loop = sysletloop.new_event_loop(home_affinity=False)
     try:
         _leave_a_call_blocked(loop, gate)
 

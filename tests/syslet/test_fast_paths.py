@@ -34,7 +34,7 @@ def test_a_callable_that_blocked_goes_straight_to_a_spare_next_time() -> None:
         first = await sysletloop.call(sleepy, 0.01)  # blocks inline: the loop moves
         assert first == home
         owner = threading.get_native_id()
-        assert owner != home
+        assert owner == home  # home affinity: the loop came back when the call returned
         second = await sysletloop.call(sleepy, 0.01)  # predicted: sent away at once
         assert second != owner
         assert threading.get_native_id() == owner  # the loop did not move this time

@@ -48,9 +48,12 @@ async def test_a_blocking_call_moves_the_loop_to_another_thread() -> None:
     assert result == "done"
     assert gate.thread == home  # the call started inline, on the loop's thread
     assert seen and seen[0] != home  # others saw the loop on a new thread
-    assert threading.get_native_id() != home  # and so does the awaiting task
+    # Once the call returned, the loop went home (home affinity, the default), and
+    # the call's outcome was delivered there.
+    assert threading.get_native_id() == home
     stats = loop.syslet_stats()
     assert stats.migrations == 1
+    assert stats.home_returns == 1
     assert stats.completions_drained == 1
     assert stats.peak_blocked == 1
     assert stats.blocked_in_flight == 0
@@ -138,7 +141,8 @@ def test_without_the_predictor_every_blocking_call_migrates() -> None:
     assert stats.predicted_blocking == 0
 
 
-def test_run_returns_in_the_calling_thread_after_migrations() -> None:
+@pytest.mark.parametrize("affinity", [False, True], ids=["away", "home"])
+def test_run_returns_in_the_calling_thread_after_migrations(affinity: bool) -> None:
     caller = threading.get_ident()
 
     async def main() -> tuple[int, int]:
@@ -147,9 +151,12 @@ def test_run_returns_in_the_calling_thread_after_migrations() -> None:
             await sysletloop.call(_block_until_the_loop_moves, loop)
         return threading.get_ident(), loop.syslet_stats().migrations
 
-    loop_thread, migrations = sysletloop.run(main(), predict_blocking=False)
+    loop_thread, migrations = sysletloop.run(
+        main(), predict_blocking=False, home_affinity=affinity
+    )
     assert threading.get_ident() == caller
-    assert loop_thread != caller
+    # Without home affinity the loop ends its run on a worker; with it, at home.
+    assert (loop_thread == caller) is affinity
     assert migrations == 3
     assert asyncio._get_running_loop() is None
 
@@ -242,6 +249,6 @@ def test_all_tasks_sees_tasks_made_on_every_thread_the_loop_ran_on() -> None:
         await asyncio.gather(before, after, return_exceptions=True)
         return seen, seen_by_module
 
-    seen, seen_by_module = sysletloop.run(main(), predict_blocking=False)
+    seen, seen_by_module = sysletloop.run(main(), predict_blocking=False, home_affinity=False)
     assert {"before", "after"} <= seen
     assert seen == seen_by_module

@@ -1,4 +1,8 @@
-"""asyncio's services keep working when the loop has moved to another thread."""
+"""asyncio's services keep working when the loop has moved to another thread: and, with
+home affinity (the default), when it has moved away and come back home.
+
+Every test runs twice: ``away`` (``home_affinity=False``: the loop stays on the thread it
+moved to) and ``home`` (it goes back to the thread that called ``run_forever``)."""
 
 from __future__ import annotations
 
@@ -9,20 +13,31 @@ import threading
 import time
 from collections.abc import AsyncIterator
 
+import pytest
+
 import sysletloop
 
 from .helpers import this_loop
 
+pytestmark = pytest.mark.parametrize("affinity", [False, True], ids=["away", "home"])
+
 
 async def _move_off_this_thread() -> int:
-    """Block the current owner so the loop moves; returns the thread it left."""
+    """Block the current owner so the loop moves (and, with home affinity, comes back
+    when the call returns); returns the thread it left."""
+    loop = this_loop()
     before = threading.get_ident()
+    moved = loop.syslet_stats().migrations
     await sysletloop.call(time.sleep, 0.01)
-    assert threading.get_ident() != before
+    assert loop.syslet_stats().migrations == moved + 1
+    if loop.syslet_options.home_affinity:
+        assert threading.get_ident() == before  # home again
+    else:
+        assert threading.get_ident() != before
     return before
 
 
-def test_subprocesses_after_a_migration() -> None:
+def test_subprocesses_after_a_migration(affinity: bool) -> None:
     async def main() -> bytes:
         await _move_off_this_thread()
         proc = await asyncio.create_subprocess_exec(
@@ -32,10 +47,10 @@ def test_subprocesses_after_a_migration() -> None:
         assert proc.returncode == 0
         return out
 
-    assert sysletloop.run(main(), predict_blocking=False).strip() == b"child"
+    assert sysletloop.run(main(), predict_blocking=False, home_affinity=affinity).strip() == b"child"
 
 
-def test_call_soon_threadsafe_and_run_coroutine_threadsafe_after_a_migration() -> None:
+def test_call_soon_threadsafe_and_run_coroutine_threadsafe_after_a_migration(affinity: bool) -> None:
     async def main() -> tuple[str, int]:
         loop = this_loop()
         await _move_off_this_thread()
@@ -57,10 +72,10 @@ def test_call_soon_threadsafe_and_run_coroutine_threadsafe_after_a_migration() -
             await asyncio.sleep(0.005)
         return got, result[0]
 
-    assert sysletloop.run(main()) == ("ok", 42)
+    assert sysletloop.run(main(), home_affinity=affinity) == ("ok", 42)
 
 
-def test_async_generators_started_before_and_finalised_after_a_migration() -> None:
+def test_async_generators_started_before_and_finalised_after_a_migration(affinity: bool) -> None:
     closed: list[str] = []
 
     async def agen(name: str) -> AsyncIterator[int]:
@@ -85,11 +100,11 @@ def test_async_generators_started_before_and_finalised_after_a_migration() -> No
         assert "dropped" in closed
         # early and late are left suspended: asyncio.run's shutdown_asyncgens closes them
 
-    sysletloop.run(main(), predict_blocking=False)
+    sysletloop.run(main(), predict_blocking=False, home_affinity=affinity)
     assert sorted(closed) == ["dropped", "early", "late"]
 
 
-def test_timers_and_sockets_after_many_migrations() -> None:
+def test_timers_and_sockets_after_many_migrations(affinity: bool) -> None:
     async def main() -> list[bytes]:
         for _ in range(3):
             await _move_off_this_thread()
@@ -112,10 +127,10 @@ def test_timers_and_sockets_after_many_migrations() -> None:
                 await _move_off_this_thread()
         return replies
 
-    assert sysletloop.run(main(), predict_blocking=False) == [b"0\n", b"1\n", b"2\n"]
+    assert sysletloop.run(main(), predict_blocking=False, home_affinity=affinity) == [b"0\n", b"1\n", b"2\n"]
 
 
-def test_debug_mode_across_migrations() -> None:
+def test_debug_mode_across_migrations(affinity: bool) -> None:
     async def main() -> bool:
         loop = this_loop()
         assert loop.get_debug()
@@ -124,5 +139,5 @@ def test_debug_mode_across_migrations() -> None:
         await asyncio.sleep(0)
         return sys.get_coroutine_origin_tracking_depth() > 0
 
-    assert sysletloop.run(main(), debug=True, predict_blocking=False)
+    assert sysletloop.run(main(), debug=True, predict_blocking=False, home_affinity=affinity)
     assert sys.get_coroutine_origin_tracking_depth() == 0

@@ -130,11 +130,15 @@ needs_main_thread = pytest.mark.skipif(
 
 
 @needs_main_thread
-def test_add_signal_handler_on_a_loop_that_moved_off_the_main_thread() -> None:
+@pytest.mark.parametrize("affinity", [False, True], ids=["away", "home"])
+def test_add_signal_handler_on_a_loop_that_moved_off_the_main_thread(affinity: bool) -> None:
     async def main() -> int:
         loop = this_loop()
         await sysletloop.call(time.sleep, 0.02)
-        assert threading.current_thread() is not threading.main_thread()
+        assert loop.syslet_stats().migrations == 1
+        # Away: registered on the main thread, which waits for the run to end. Home:
+        # the loop is back on the main thread, and registers it there directly.
+        assert (threading.current_thread() is threading.main_thread()) is affinity
         got: asyncio.Future[int] = loop.create_future()
         loop.add_signal_handler(signal.SIGUSR1, got.set_result, 7)
         try:
@@ -143,7 +147,7 @@ def test_add_signal_handler_on_a_loop_that_moved_off_the_main_thread() -> None:
         finally:
             assert loop.remove_signal_handler(signal.SIGUSR1)
 
-    assert sysletloop.run(main()) == 7
+    assert sysletloop.run(main(), home_affinity=affinity) == 7
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
 
 
