@@ -109,6 +109,13 @@ Going home (``home_affinity``, on by default):
         and waits for the end as without the option. A home call that returns after
         ``close()`` cannot happen: ``run_forever`` has not returned, so the loop is
         still running and cannot be closed.
+      * Calls predicted to block (``predict_blocking``): on the home thread they are not
+        sent to a spare but *handed off*: the owner claims its own call before starting
+        it (``_hand_off``: the claim above, minus the watchdog and the wait), so the
+        loop goes on elsewhere at once and the call runs on the home thread, like every
+        call that starts while the home thread is free. On any other owner they are
+        sent to a spare as before (no thread identity to keep there). A hand-off that
+        finds no thread leaves the call inline, under the watchdog.
       * Ctrl-C while the home thread waits for its grant: it requests a stop and raises
         the KeyboardInterrupt once it owns the loop again, as it would from a callback.
     Cost: one more hand-over (a lock release and a thread wake-up) per blocked call that
@@ -822,24 +829,32 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 continue
             if call.read is not None and self._read_from_cache(call):
                 continue
+            hand_off = False
             if (
                 self._syslet_options.predict_blocking
                 and not self._short_of_threads
                 and call.profile.should_send_away()
             ):
-                if not self._send_away(call):
-                    pending.appendleft(call)  # no thread for it: decide again, short
-                    continue
                 call.profile.predicted += 1
                 self._predicted_blocking += 1
-                continue
-            if not self._run_inline(call):
+                if self._is_home_with_affinity():
+                    hand_off = True  # it runs here, the loop goes on elsewhere at once
+                else:
+                    if not self._send_away(call):
+                        call.profile.predicted -= 1
+                        self._predicted_blocking -= 1
+                        pending.appendleft(call)  # no thread for it: decide again, short
+                    continue
+            if not self._run_inline(call, hand_off=hand_off):
                 return False
         if self._quiesce_waiters and self._is_quiet():
             self._release_quiesce_waiters()
         return True
 
-    def _run_inline(self, call: CallRecord) -> bool:
+    def _run_inline(self, call: CallRecord, *, hand_off: bool = False) -> bool:
+        """Run ``call`` on this thread; False if the loop went on elsewhere meanwhile.
+        ``hand_off``: the call is predicted to block, so the loop is handed to another
+        thread before it starts, as if the watchdog had claimed it at once."""
         watchdog = self._watchdog
         if watchdog is None:
             watchdog = self._start_threads()
@@ -848,7 +863,11 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         state.suspend()
         cell: list[object] = [call]
         self._inline = cell
-        call.started = watchdog.arm(cell)
+        if hand_off and self._hand_off(cell):
+            call.sent_away = True  # its outcome teaches the predictor as a spare's does
+            call.started = time.monotonic()
+        else:
+            call.started = watchdog.arm(cell)
         call.run()
         try:
             cell.pop()
@@ -868,6 +887,30 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._note_long_inline()
         call.profile.note_inline(elapsed)
         self._deliver(call)
+        return True
+
+    def _is_home_with_affinity(self) -> bool:
+        home = self._home
+        return (
+            self._syslet_options.home_affinity
+            and home is not None
+            and home.ident == threading.get_ident()
+        )
+
+    def _hand_off(self, cell: list[object]) -> bool:
+        """Home thread, owner, about to run a call predicted to block: give the loop to
+        another thread first (the claim of the watchdog, made by the owner itself), so
+        that the call still runs on the home thread, as every call that starts while
+        the home thread is free does. False if no thread could take the loop (the call
+        is back in ``cell``: it runs inline as usual)."""
+        call = cell[0]
+        self._claim(cell, predicted=True)
+        if cell:
+            return False  # nothing was claimed (closing, or a fault in the claim)
+        if self._hand_over_failed(cell, eager=False):
+            cell.append(call)
+            self._inline = cell
+            return False
         return True
 
     def _read_from_cache(self, call: CallRecord) -> bool:
@@ -948,13 +991,16 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._blocked_drained += len(done)
         self._completions_drained += len(done)
         for call in done:
-            if call.sent_away:
-                call.profile.note_direct(call.duration)
-            else:
-                call.profile.blocked_seconds += call.duration
-            self._deliver(call)
+            self._deliver_blocked(call)
         if self._quiesce_waiters and self._is_quiet():
             self._release_quiesce_waiters()
+
+    def _deliver_blocked(self, call: CallRecord) -> None:
+        if call.sent_away:  # sent to a spare, or handed off: it teaches the predictor
+            call.profile.note_direct(call.duration)
+        else:
+            call.profile.blocked_seconds += call.duration
+        self._deliver(call)
 
     def _deliver(self, call: CallRecord) -> None:
         future = call.future
@@ -1042,23 +1088,24 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._note_shortage("starting the watchdog", watchdog.error)
         return watchdog
 
-    def _claim(self, cell: object) -> None:
+    def _claim(self, cell: object, predicted: bool = False) -> None:
         """Watchdog thread: the inline call in ``cell`` is overdue; take the loop from the
         thread running it and give the loop to another thread, if one can be had. If not
-        (or if anything here fails), the call keeps the loop: a stall, never a hang."""
+        (or if anything here fails), the call keeps the loop: a stall, never a hang.
+        (``predicted``: the owner itself, handing off a call predicted to block.)"""
         try:
-            self._claim_and_hand_over(cell)
+            self._claim_and_hand_over(cell, predicted)
         except Exception as exc:  # MemoryError, or a bug: nothing was claimed
             self._note_fault("the watchdog's claim", exc)
 
-    def _claim_and_hand_over(self, cell: object) -> None:
+    def _claim_and_hand_over(self, cell: object, predicted: bool) -> None:
         # What can fail before the pop (the record, the job) fails with nothing
         # claimed. After it, a failure to give the loop to a thread marks the hand-over
         # failed, and the blocked thread takes the loop back when its call returns.
         assert isinstance(cell, list)
         threads = self._threads
         assert threads is not None
-        hand_over = _HandOver(cell)
+        hand_over = _HandOver(cell, predicted)
         with self._own_lock:
             if self._inline is not cell or self._syslet_closing:
                 return
@@ -1069,7 +1116,8 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             self._inline = None
             self._epoch += 1
             epoch = self._epoch
-            self._migrations += 1
+            if not predicted:
+                self._migrations += 1
             self._hand_over = hand_over
             if type(token) is not CallRecord:  # an eager call's cell holds its fn
                 self._eager_outstanding += 1
@@ -1079,7 +1127,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                 if in_flight > self._peak_blocked:
                     self._peak_blocked = in_flight
         try:
-            threads.submit(functools.partial(self._own_from, epoch, token, id(cell)))
+            threads.submit(functools.partial(self._own_from, epoch, token, id(cell), predicted))
         except BaseException as exc:  # no thread could be started (or MemoryError)
             with self._hand_over_done:
                 hand_over.state = _FAILED
@@ -1094,7 +1142,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         except Exception as exc:
             self._note_shortage("starting a spare thread", exc)
 
-    def _own_from(self, epoch: int, claimed: object, cell_id: int) -> None:
+    def _own_from(self, epoch: int, claimed: object, cell_id: int, predicted: bool) -> None:
         """Worker thread: become the owner of ``epoch`` (taken from the thread running
         the ``claimed`` call) and run the loop until it stops or this thread is deposed
         in turn."""
@@ -1107,7 +1155,8 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         self._owner_state = state
         state.enter()
         if type(claimed) is CallRecord:
-            self._note_migration(claimed)
+            if not predicted:
+                self._note_migration(claimed)
         else:  # an eager call: ``claimed`` is its fn
             self._note_eager_migration(claimed)
             # The blocked thread is inside a task step: take its task out of asyncio's
@@ -1264,8 +1313,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             with self._own_lock:
                 self._blocked_drained += 1
             self._completions_drained += 1
-            call.profile.blocked_seconds += call.duration
-            self._deliver(call)
+            self._deliver_blocked(call)
             if self._quiesce_waiters and self._is_quiet():
                 self._release_quiesce_waiters()
         call = None
@@ -1539,7 +1587,8 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             if hand_over.state != _FAILED:
                 return False
             self._hand_over = None
-            self._migrations -= 1
+            if not hand_over.predicted:
+                self._migrations -= 1
             if eager:
                 self._eager_outstanding -= 1
             else:
@@ -1581,10 +1630,11 @@ class _HandOver:
     """One claim's hand-over: is a thread running the loop after it (``_STARTED``), or
     could none be had (``_FAILED``: the claimed call's thread keeps the loop)?"""
 
-    __slots__ = ("cell", "state")
+    __slots__ = ("cell", "predicted", "state")
 
-    def __init__(self, cell: list[object]) -> None:
+    def __init__(self, cell: list[object], predicted: bool) -> None:
         self.cell = cell
+        self.predicted = predicted  # a hand-off by the owner, not a watchdog claim
         self.state = _PENDING
 
 

@@ -31,7 +31,9 @@ class SysletStats:
     ``cancelled_before_start``
         Calls whose awaiting task was cancelled before they started (they never ran).
     ``predicted_blocking``
-        Calls the blocking predictor sent straight to a spare thread.
+        Calls the blocking predictor kept from stalling the loop: sent straight to a
+        spare thread or, on the home thread with ``home_affinity``, run there after the
+        loop was handed to another thread (so the call keeps the home thread).
     ``nowait_reads``
         Positional reads served inline from the page cache (``RWF_NOWAIT``).
     ``nowait_would_block``

@@ -24,6 +24,7 @@ import sysletloop
         ({"idle_timeout": 0}, ValueError, "idle_timeout must be a positive"),
         ({"route_executor": 1}, TypeError, "route_executor must be a bool"),
         ({"predict_blocking": None}, TypeError, "predict_blocking must be a bool"),
+        ({"home_affinity": "yes"}, TypeError, "home_affinity must be a bool"),
         ({"treshold": 0.1}, TypeError, "unknown sysletloop option.*treshold"),
     ],
 )

@@ -185,7 +185,8 @@ async def test_call_eager_rejects_bad_input() -> None:
         await sysletloop.call_eager(coro_fn)
 
 
-def test_an_eager_callable_that_blocks_is_redirected_next_time() -> None:
+@pytest.mark.parametrize("affinity", [False, True], ids=["away", "home"])
+def test_an_eager_callable_that_blocks_is_redirected_next_time(affinity: bool) -> None:
     def naps() -> int:
         time.sleep(0.01)
         return threading.get_ident()
@@ -195,13 +196,18 @@ def test_an_eager_callable_that_blocks_is_redirected_next_time() -> None:
         await sysletloop.call_eager(naps)  # blocks in the step: the loop moves
         owner = threading.get_ident()
         assert loop.syslet_stats().eager_blocked == 1
-        ran_on = await sysletloop.call_eager(naps)  # predicted: sent to a spare
-        assert ran_on != owner
-        assert threading.get_ident() == owner  # the loop stayed where it was
+        ran_on = await sysletloop.call_eager(naps)  # predicted: call()'s path
         stats = loop.syslet_stats()
+        if loop.syslet_options.home_affinity:
+            # handed off at home: it runs there, the loop went elsewhere and came back
+            assert ran_on == owner
+            assert stats.home_returns == 1
+        else:
+            assert ran_on != owner  # sent to a spare
+        assert threading.get_ident() == owner  # the loop is where it was
         assert (stats.eager_redirected, stats.migrations) == (1, 1)
 
-    sysletloop.run(main())
+    sysletloop.run(main(), home_affinity=affinity)
 
 
 class _UnhashableCallable:

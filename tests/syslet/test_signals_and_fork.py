@@ -198,3 +198,116 @@ def test_a_forked_child_can_run_a_new_loop() -> None:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+RETURNED_CHILD = textwrap.dedent(
+    """
+    import asyncio, signal, threading, time
+    import sysletloop
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        await asyncio.to_thread(time.sleep, 0.05)  # blocks: the loop moves, then comes home
+        got = loop.create_future()
+        loop.add_signal_handler(signal.SIGUSR1, lambda: got.set_result(time.monotonic()))
+        on_main = threading.current_thread() is threading.main_thread()
+        stats = loop.syslet_stats()
+        print("ready", on_main, stats.migrations, stats.home_returns, flush=True)
+        print("usr1", await got, flush=True)
+        await asyncio.sleep(10)
+
+    try:
+        sysletloop.run(main(), predict_blocking=False)
+    except KeyboardInterrupt:
+        print("interrupted", time.monotonic(), flush=True)
+    """
+)
+
+
+def test_signals_arrive_promptly_after_a_migration_and_return() -> None:
+    # After its blocked call returns, the main thread runs the loop again: handlers of
+    # add_signal_handler and asyncio.run's own Ctrl-C handler run there at once.
+    child = subprocess.Popen(
+        [sys.executable, "-c", RETURNED_CHILD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        ready = child.stdout.readline().split()
+        assert ready == ["ready", "True", "1", "1"], (ready, child.stderr)
+        sent = time.monotonic()
+        child.send_signal(signal.SIGUSR1)
+        usr1 = child.stdout.readline().split()
+        assert usr1[0] == "usr1"
+        sent_int = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert float(usr1[1]) - sent < 2.0
+    assert out.split()[0] == "interrupted", (out, err)
+    assert float(out.split()[1]) - sent_int < 2.0  # not the 10 s sleep
+
+
+LONG_C_CALL_CHILD = textwrap.dedent(
+    """
+    import asyncio, hashlib, time
+    import sysletloop
+
+    def long_c_call():
+        # One C call that releases the GIL and never checks for signals.
+        hashlib.pbkdf2_hmac("sha256", b"x", b"salt", ITERATIONS)
+        print("returned", time.monotonic(), flush=True)
+
+    ITERATIONS = 1
+    per = time.monotonic()
+    hashlib.pbkdf2_hmac("sha256", b"x", b"salt", 200_000)
+    ITERATIONS = int(200_000 * 1.5 / max(time.monotonic() - per, 1e-6))  # about 1.5 s
+
+    async def main():
+        asyncio.get_running_loop().call_later(0.3, lambda: print("ready", flush=True))
+        try:
+            await sysletloop.call(long_c_call)
+        except asyncio.CancelledError:
+            print("cancelled", time.monotonic(), flush=True)
+            raise
+
+    try:
+        sysletloop.run(main(), predict_blocking=False)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    """
+)
+
+
+def test_ctrl_c_during_a_c_call_that_never_checks_is_handled_once_when_it_returns() -> None:
+    # The documented limit: Python runs signal handlers on the main thread only, between
+    # bytecodes; while the main thread is inside one long C call that never checks,
+    # nothing can run asyncio.run's handler (running it on the loop's thread instead
+    # would run it twice: CPython keeps the signal pending for the main thread). It runs
+    # once, as soon as the call returns: the main task is cancelled then.
+    child = subprocess.Popen(
+        [sys.executable, "-c", LONG_C_CALL_CHILD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    lines = [line.split() for line in out.splitlines()]
+    assert [line[0] for line in lines] == ["returned", "cancelled", "interrupted"], (out, err)
+    returned, cancelled = float(lines[0][1]), float(lines[1][1])
+    assert sent < returned <= cancelled  # handled once the C call returned, not during it
+    assert "Traceback" not in err or "KeyboardInterrupt" in err
