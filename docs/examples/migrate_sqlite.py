@@ -1,26 +1,30 @@
-"""Migration: a sqlite3 connection used from blocking calls.
+"""Migration: a sqlite3 connection used from blocking calls, as with a thread pool.
 
-A blocking call runs on the loop's thread when it does not block, and the loop changes
-thread whenever a call does block, so two calls of one task may run on different threads.
-sqlite3's default ``check_same_thread=True`` then refuses the connection. Open it with
-``check_same_thread=False`` and keep to one call at a time per connection (here: one
-task uses it).
+With home affinity (the default) every call that starts while the loop's home thread is
+free runs on that thread, whatever blocked in between: the connection made in the first
+call is usable in every later one, with sqlite3's default ``check_same_thread=True``.
+Here a blocking call (and then three at once) runs between making the connection and
+using it.
 """
 
+import asyncio
 import sqlite3
+import time
 
 import sysletloop
 
 
 async def main() -> None:
-    db = await sysletloop.call(sqlite3.connect, ":memory:", check_same_thread=False)
+    db = await asyncio.to_thread(sqlite3.connect, ":memory:")
     try:
-        await sysletloop.call(db.execute, "create table kv (k text primary key, v text)")
-        await sysletloop.call(db.execute, "insert into kv values (?, ?)", ("answer", "42"))
-        rows = await sysletloop.call(lambda: db.execute("select v from kv").fetchall())
+        await asyncio.to_thread(db.execute, "create table kv (k text primary key, v text)")
+        await asyncio.to_thread(time.sleep, 0.05)  # blocks: the loop moves, then comes home
+        await asyncio.to_thread(db.execute, "insert into kv values (?, ?)", ("answer", "42"))
+        await asyncio.gather(*(asyncio.to_thread(time.sleep, 0.02) for _ in range(3)))
+        rows = await asyncio.to_thread(lambda: db.execute("select v from kv").fetchall())
         print(rows)
     finally:
-        await sysletloop.call(db.close)
+        await asyncio.to_thread(db.close)
 
 
 sysletloop.run(main())
