@@ -36,6 +36,7 @@ COLOURS: Mapping[str, str] = {
     "rloop": "#17becf",
     "sysletloop": "#d62728",
     "sysletloop-eager": "#ff7f0e",
+    "sysletloop-away": "#e377c2",
     "kaio": "#9467bd",
     "aiofiles": "#8c564b",
     "trio": "#2ca02c",

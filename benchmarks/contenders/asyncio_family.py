@@ -307,7 +307,15 @@ class ThirdPartyLoopContender(AsyncioContender):
 class SysletContender(AsyncioContender):
     """sysletloop; ``max_threads`` becomes its ``max_blocked`` option."""
 
-    def __init__(self, name: str, description: str, provides: frozenset[str], eager: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        provides: frozenset[str],
+        eager: bool,
+        **options: Any,
+    ) -> None:
+        self._options = options  # loop options besides max_blocked
         super().__init__(
             name,
             description,
@@ -319,9 +327,12 @@ class SysletContender(AsyncioContender):
 
     def loop_factory(self, max_threads: int | None) -> LoopFactory | None:
         new_event_loop = importlib.import_module("sysletloop").new_event_loop
-        if max_threads is None:
+        options = dict(self._options)
+        if max_threads is not None:
+            options["max_blocked"] = max_threads
+        if not options:
             return cast(LoopFactory, new_event_loop)
-        return cast(LoopFactory, functools.partial(new_event_loop, max_blocked=max_threads))
+        return cast(LoopFactory, functools.partial(new_event_loop, **options))
 
     def _configure(self, loop: asyncio.AbstractEventLoop, max_threads: int | None) -> None:
         pass  # the cap is a loop option, set by loop_factory
@@ -371,6 +382,13 @@ def contenders() -> list[Contender]:
         ),
         SysletContender(
             "sysletloop", "sysletloop, await sysletloop.call(fn) (syslet-style)", GENERIC, False
+        ),
+        SysletContender(
+            "sysletloop-away",
+            "sysletloop.call(fn) with home_affinity=False (the loop stays where it moved)",
+            GENERIC,
+            False,
+            home_affinity=False,
         ),
         SysletContender(
             "sysletloop-eager",
