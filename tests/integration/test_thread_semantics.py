@@ -1,9 +1,12 @@
 """What changes for a blocking callable on sysletloop, as the migration guide states it.
 
-A call runs on the loop's thread when it does not block, and the loop changes thread
-when a call does block; so thread identity inside a call depends on timing. Each test
-pins down one consequence with a real package (sqlite3, threading, signal), on both
-loops where the contrast is the point.
+A call runs on the thread that owns the loop when it starts. With home affinity (the
+default) that is the home thread (here the main thread) whenever it is not itself
+blocked: the loop moves away while a call there blocks and comes back when it returns.
+Without it (``home_affinity=False``) the loop stays where it moved, so thread identity
+inside a call depends on timing. Each test pins down one consequence with a real package
+(sqlite3, threading, signal), in both modes or on both loops where the contrast is the
+point.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import asyncio
 import signal
 import sqlite3
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -35,29 +37,56 @@ async def force_a_migration() -> None:
     await releaser
 
 
-@pytest.fixture
-def closed_on_the_main_thread() -> Iterator[list[sqlite3.Connection]]:
-    """Connections to close after the test, on the main thread (a sync fixture's
-    teardown runs there, once the loop has stopped and its home thread is back)."""
-    connections: list[sqlite3.Connection] = []
-    yield connections
-    for db in connections:
-        db.close()
+affinity = pytest.mark.parametrize("home", [True, False], ids=["home", "away"])
 
 
-@pytest.mark.asyncio(loop_factories=["syslet"])
-async def test_sqlite_refuses_a_connection_used_after_the_loop_moved(
-    closed_on_the_main_thread: list[sqlite3.Connection],
+@affinity
+def test_a_sqlite_connection_made_at_home_works_after_the_loop_moved_only_if_it_came_back(
+    home: bool,
 ) -> None:
-    # The first call runs inline on the loop's thread: here, the main thread.
-    db = await sysletloop.call(sqlite3.connect, ":memory:")
-    closed_on_the_main_thread.append(db)
-    assert await sysletloop.call(lambda: db.execute("select 1").fetchone()) == (1,)
-    await force_a_migration()
-    with pytest.raises(sqlite3.ProgrammingError, match="same thread"):
-        await sysletloop.call(db.execute, "select 1")
-    with pytest.raises(sqlite3.ProgrammingError, match="same thread"):
-        await sysletloop.call(db.close)  # it cannot even be closed from here
+    async def main() -> None:
+        # The first call runs inline on the loop's thread: here, the main thread.
+        db = await sysletloop.call(sqlite3.connect, ":memory:")
+        try:
+            assert await sysletloop.call(lambda: db.execute("select 1").fetchone()) == (1,)
+            await force_a_migration()
+            if home:
+                assert await sysletloop.call(lambda: db.execute("select 2").fetchone()) == (2,)
+                await sysletloop.call(db.close)
+            else:
+                with pytest.raises(sqlite3.ProgrammingError, match="same thread"):
+                    await sysletloop.call(db.execute, "select 1")
+                with pytest.raises(sqlite3.ProgrammingError, match="same thread"):
+                    await sysletloop.call(db.close)  # it cannot even be closed from here
+        finally:
+            closing.append(db)
+
+    closing: list[sqlite3.Connection] = []
+    sysletloop.run(main(), home_affinity=home)
+    closing[0].close()  # on the main thread, once the run is over: always allowed
+
+
+def test_a_call_that_starts_while_the_home_thread_is_blocked_runs_elsewhere() -> None:
+    # The one case home affinity leaves: a query started while the home thread is
+    # blocked in another call (here in the same gather) runs on the thread the loop
+    # moved to, and sqlite3 refuses the connection there.
+    gate = Gate()
+
+    async def main() -> None:
+        db = await sysletloop.call(sqlite3.connect, ":memory:")
+        blocked = asyncio.ensure_future(sysletloop.call(gate))
+        query = asyncio.ensure_future(sysletloop.call(db.execute, "select 1"))
+        try:
+            with pytest.raises(sqlite3.ProgrammingError, match="same thread"):
+                await query
+        finally:
+            gate.release.set()
+        await blocked
+        # The home thread is free again: the connection works, and closes, as before.
+        assert await sysletloop.call(lambda: db.execute("select 3").fetchone()) == (3,)
+        await sysletloop.call(db.close)
+
+    sysletloop.run(main(), predict_blocking=False)
 
 
 @pytest.mark.asyncio(loop_factories=["syslet"])
@@ -70,8 +99,10 @@ async def test_sqlite_with_check_same_thread_false_survives_the_move() -> None:
     await sysletloop.call(db.close)
 
 
-@pytest.mark.asyncio(loop_factories=["syslet"])
-async def test_thread_locals_seen_by_a_call_change_when_the_loop_moves() -> None:
+@affinity
+def test_thread_locals_seen_by_a_call_survive_a_move_only_if_the_loop_came_back(
+    home: bool,
+) -> None:
     local = threading.local()
 
     def remember(value: str) -> None:
@@ -80,11 +111,15 @@ async def test_thread_locals_seen_by_a_call_change_when_the_loop_moves() -> None
     def recall() -> str | None:
         return getattr(local, "value", None)
 
-    await sysletloop.call(remember, "set inline")
-    assert await sysletloop.call(recall) == "set inline"  # same thread: the loop's
-    assert getattr(local, "value", None) == "set inline"  # ... which is the task's too
-    await force_a_migration()
-    assert await sysletloop.call(recall) is None  # a new thread, its own locals
+    async def main() -> None:
+        await sysletloop.call(remember, "set inline")
+        assert await sysletloop.call(recall) == "set inline"  # same thread: the loop's
+        assert getattr(local, "value", None) == "set inline"  # ... which is the task's too
+        await force_a_migration()
+        # Home: the same thread again. Away: a new thread, with its own locals.
+        assert await sysletloop.call(recall) == ("set inline" if home else None)
+
+    sysletloop.run(main(), home_affinity=home)
 
 
 @pytest.mark.asyncio
@@ -123,11 +158,18 @@ async def test_calling_back_into_the_loop_from_a_call_completes() -> None:
     assert await asyncio.to_thread(calls_back) == 7
 
 
-@pytest.mark.asyncio(loop_factories=["syslet"])
-async def test_signal_handlers_cannot_be_set_from_a_call_off_the_main_thread() -> None:
-    # signal.signal works on the main thread only. A call that runs inline while the
-    # loop is on the main thread may set one; once the loop has moved it cannot.
-    assert threading.current_thread() is threading.main_thread()
-    await force_a_migration()
-    with pytest.raises(ValueError, match="main thread"):
-        await sysletloop.call(signal.signal, signal.SIGUSR1, signal.SIG_DFL)
+@affinity
+def test_signal_handlers_can_be_set_from_a_call_only_on_the_main_thread(home: bool) -> None:
+    # signal.signal works on the main thread only. A call that starts while the loop is
+    # on the main thread may set one: with home affinity, also after the loop moved
+    # and came back; without it, once the loop has moved it cannot.
+    async def main() -> None:
+        assert threading.current_thread() is threading.main_thread()
+        await force_a_migration()
+        if home:
+            await sysletloop.call(signal.signal, signal.SIGUSR1, signal.SIG_DFL)
+        else:
+            with pytest.raises(ValueError, match="main thread"):
+                await sysletloop.call(signal.signal, signal.SIGUSR1, signal.SIG_DFL)
+
+    sysletloop.run(main(), home_affinity=home)
