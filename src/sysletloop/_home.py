@@ -96,6 +96,13 @@ class HomeRun:
         job.done.wait()
         return job.error
 
+    def start_serving(self) -> None:
+        """Home thread, free and about to wait for the end of the run: jobs posted from
+        now on run promptly (the caller waits for them). Set before the home thread's
+        outcome is posted, so that code resumed by that outcome finds it serving."""
+        with self.cond:
+            self.serving = True
+
     def run_jobs(self) -> None:
         """Home thread, the loop's owner again: run the jobs queued while it was busy."""
         with self.cond:
@@ -107,8 +114,8 @@ class HomeRun:
         """Home thread: run posted jobs until the loop has stopped (jobs posted from now
         on run promptly: the caller waits for them). May raise
         ``KeyboardInterrupt`` (a signal handler raising while we wait); call again."""
+        self.start_serving()
         with self.cond:
-            self.serving = True
             while True:
                 while self.jobs:
                     job = self.jobs.popleft()

@@ -555,6 +555,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             back = self._go_home(home, state) if self._syslet_options.home_affinity else None
             if back is None:
                 break
+        home.start_serving()
         returned, home.returned = home.returned, None
         if isinstance(returned, CallRecord):
             self._ring.post(returned)  # the run ended first: the next run delivers it
@@ -983,6 +984,7 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
             if self._syslet_options.home_affinity:
                 home.returned = call
                 return
+            home.start_serving()  # before the post: what it resumes may post jobs
         self._ring.post(call)
 
     def _drain_completions(self) -> None:
@@ -1348,6 +1350,13 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
         request.at_stop = at_stop
         mine = self._owner_state
         self._owner_state = request.state
+        home = self._home
+        if (
+            home is not None
+            and home.ident == threading.get_ident()
+            and not self._syslet_options.home_affinity
+        ):
+            home.start_serving()  # it will only wait for the end: jobs run at once
         if mine is not None:
             mine.leave()
         request.granted.release()
