@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -233,6 +234,10 @@ class Server:
         return reply
 
 
+# How uvicorn ends after SIGTERM when its shutdown completed: by the signal it re-raises
+# once its own handlers are restored (uvicorn 0.29+), or with status 0.
+CLEAN_EXIT = (0, -signal.SIGTERM)
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("uvicorn")
@@ -246,10 +251,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # The only tracebacks are those of /raise, the endpoint that raises on purpose. At
     # shutdown uvicorn restores its signal handlers with signal.signal from its serve()
     # coroutine: the loop is back on the main thread by then (home affinity), so that
-    # works and uvicorn exits cleanly after SIGTERM.
+    # works, and uvicorn exits as on stock asyncio: it re-raises the SIGTERM it caught
+    # (uvicorn 0.29+), where the failed restore used to make it exit with status 1.
     assert "signal only works in main thread" not in log, log
     assert log.count("Traceback") == log.count("ValueError: raised in a def endpoint"), log
-    assert running.process.returncode == 0, log
+    assert running.process.returncode in CLEAN_EXIT, log
 
 
 def test_uvicorn_runs_the_app_on_a_routed_syslet_loop(server: Server) -> None:
@@ -327,7 +333,7 @@ def test_uvicorn_workers_each_run_a_routed_syslet_loop(
         server.stop()
     log = server.log.read_text()
     assert "signal only works in main thread" not in log, log  # each worker went home
-    assert server.process.returncode == 0, log
+    assert server.process.returncode in CLEAN_EXIT, log
 
 
 def test_gunicorn_uvicorn_workers_run_a_routed_syslet_loop(
