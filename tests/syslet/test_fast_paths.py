@@ -188,7 +188,13 @@ def test_an_uncached_read_goes_straight_to_a_spare(data_file: tuple[int, bytes])
         assert got == data[64 * 1024 : 68 * 1024]
         return this_loop().syslet_stats()
 
-    stats = sysletloop.run(main())
+    # The probe's miss may start readahead that brings the page back before the loop's
+    # read: drop the cache again and retry then (the loop served it inline, correctly).
+    for _ in range(5):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        stats = sysletloop.run(main())
+        if stats.nowait_reads == 0:
+            break
     assert stats.nowait_would_block == 1
     assert stats.migrations == 0
     assert stats.completions_drained == 1
