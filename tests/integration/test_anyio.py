@@ -2,14 +2,16 @@
 factory, and anyio's pytest plugin parametrized with it.
 
 The same bodies run on anyio's stock asyncio backend, so a failure that shows on the
-syslet parameter only is ours.
+syslet parameter only is ours. Two bodies run on a ``route_anyio=True`` loop as well
+(``test_anyio_route.py`` has the rest of that option): a shielded call, and a call that
+blocks while a sibling task runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -20,12 +22,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 import sysletloop
 import sysletloop.testing
 
-from .support import Gate
+from .support import Gate, sleep_and_return, wait_for
 
-BACKENDS = [
-    pytest.param(sysletloop.testing.anyio_backend(), id="syslet"),
-    pytest.param(("asyncio", {}), id="asyncio"),
-]
+SYSLET = pytest.param(sysletloop.testing.anyio_backend(), id="syslet")
+STOCK = pytest.param(("asyncio", {}), id="asyncio")
+ROUTED = pytest.param(sysletloop.testing.anyio_backend(route_anyio=True), id="routed")
+BACKENDS = [SYSLET, STOCK]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -172,28 +174,39 @@ async def test_anyio_to_thread_runs_on_anyio_worker_threads() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", [*BACKENDS, ROUTED])
 async def test_anyio_to_thread_waits_for_a_shielded_call_then_cancels() -> None:
     results: list[float] = []
     with anyio.move_on_after(0.01) as scope:
-        results.append(await anyio.to_thread.run_sync(_sleep_and_return, 0.05))
+        results.append(await anyio.to_thread.run_sync(sleep_and_return, 0.05))
         await anyio.sleep(0)
     assert results == [0.05]
     assert scope.cancelled_caught
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("anyio_backend", "blocking_call"),
+    [
+        pytest.param(SYSLET.values[0], sysletloop.call, id="syslet-sysletloop.call"),
+        pytest.param(STOCK.values[0], sysletloop.call, id="asyncio-sysletloop.call"),
+        pytest.param(ROUTED.values[0], anyio.to_thread.run_sync, id="routed-anyio.to_thread"),
+        pytest.param(STOCK.values[0], anyio.to_thread.run_sync, id="asyncio-anyio.to_thread"),
+    ],
+)
 async def test_a_blocking_call_in_a_task_group_does_not_stall_siblings(
     anyio_backend: tuple[str, dict[str, Any]],
+    blocking_call: Callable[..., Awaitable[object]],
 ) -> None:
-    # On sysletloop the call starts inline and the loop moves away from it; on stock
-    # asyncio it runs on a pool thread. Either way the sibling keeps going.
+    # On sysletloop (sysletloop.call, or anyio's to_thread on a route_anyio loop) the call
+    # starts inline and the loop moves away from it; on stock asyncio it runs on a pool
+    # thread. Either way the sibling keeps going.
     gate = Gate()
     ticks_while_blocked = 0
 
     async def sibling() -> None:
         nonlocal ticks_while_blocked
-        while not gate.started.is_set():
-            await anyio.sleep(0.001)
+        await wait_for(gate.started)
         for _ in range(5):
             await anyio.sleep(0.001)
             ticks_while_blocked += 1
@@ -201,14 +214,11 @@ async def test_a_blocking_call_in_a_task_group_does_not_stall_siblings(
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(sibling)
-        assert await sysletloop.call(gate, "released") == "released"
+        assert await blocking_call(gate, "released") == "released"
     assert ticks_while_blocked == 5
     loop = asyncio.get_running_loop()
     if on_syslet(anyio_backend):
         assert isinstance(loop, sysletloop.SysletEventLoop)
         assert loop.syslet_stats().migrations >= 1
-
-
-def _sleep_and_return(seconds: float) -> float:
-    time.sleep(seconds)
-    return seconds
+        if blocking_call is anyio.to_thread.run_sync:
+            assert loop.syslet_options.route_anyio

@@ -5,7 +5,9 @@ Where anyio's worker threads define the behaviour (cancellation, ``abandon_on_ca
 limiter, contextvars, exceptions, ``from_thread``), the same body runs on stock asyncio
 (anyio's threads) and on a syslet loop with the option, so a difference shows as one
 failing parameter. Then what only the routed path does: inline calls, migration, the cap,
-the version guard, and loops without the option left alone.
+the version guard, and loops without the option left alone. A shielded call, and a call
+that blocks while a sibling runs, are tested in ``test_anyio.py`` on every backend,
+this routed one among them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import sysletloop
 import sysletloop.testing
 from sysletloop import _anyio_route
 
-from .support import Gate
+from .support import Gate, Overlap, wait_for
 
 ROUTED = pytest.param(sysletloop.testing.anyio_backend(route_anyio=True), id="routed")
 STOCK = pytest.param(("asyncio", {}), id="asyncio")
@@ -50,12 +52,6 @@ def this_loop() -> sysletloop.SysletEventLoop:
     assert isinstance(loop, sysletloop.SysletEventLoop)
     assert loop.syslet_options.route_anyio
     return loop
-
-
-async def wait_for(event: threading.Event) -> None:
-    with anyio.fail_after(30):
-        while not event.is_set():
-            await anyio.sleep(0.001)
 
 
 # --------------------------------------------------------- same as anyio's threads
@@ -96,16 +92,6 @@ async def test_the_call_sees_a_copy_of_the_callers_context_and_no_async_library(
 
     assert await anyio.to_thread.run_sync(look) == ("r-1", False)
     assert request_id.get() == "r-1"
-
-
-@pytest.mark.anyio
-async def test_a_shielded_call_is_waited_for_then_the_cancel_lands() -> None:
-    results: list[float] = []
-    with anyio.move_on_after(0.01) as scope:
-        results.append(await anyio.to_thread.run_sync(_sleep_and_return, 0.05))
-        await anyio.sleep(0)
-    assert results == [0.05]
-    assert scope.cancelled_caught
 
 
 @pytest.mark.anyio
@@ -164,23 +150,11 @@ async def test_cancelling_the_awaiting_task_with_asyncio_cancel() -> None:
 @pytest.mark.anyio
 async def test_an_explicit_limiter_is_honoured() -> None:
     limiter = anyio.CapacityLimiter(2)
-    running = 0
-    peak = 0
-    lock = threading.Lock()
-
-    def work() -> None:
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-        time.sleep(0.02)
-        with lock:
-            running -= 1
-
+    work = Overlap(0.02)
     async with anyio.create_task_group() as tg:
         for _ in range(6):
             tg.start_soon(lambda: anyio.to_thread.run_sync(work, limiter=limiter))
-    assert peak == 2
+    assert work.peak == 2
 
 
 @pytest.mark.anyio
@@ -269,29 +243,6 @@ async def test_a_call_that_does_not_block_runs_inline_on_the_loops_thread(
 
 
 @pytest.mark.anyio
-async def test_a_call_that_blocks_moves_the_loop_and_siblings_run(
-    anyio_backend: tuple[str, dict[str, Any]],
-) -> None:
-    gate = Gate()
-    ticks = 0
-
-    async def sibling() -> None:
-        nonlocal ticks
-        await wait_for(gate.started)
-        for _ in range(5):
-            await anyio.sleep(0.001)
-            ticks += 1
-        gate.release.set()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(sibling)
-        assert await anyio.to_thread.run_sync(gate, "ok") == "ok"
-    assert ticks == 5
-    if routed(anyio_backend):
-        assert this_loop().syslet_stats().migrations >= 1
-
-
-@pytest.mark.anyio
 async def test_more_than_anyios_40_tokens_block_at_once(
     anyio_backend: tuple[str, dict[str, Any]],
 ) -> None:
@@ -305,18 +256,7 @@ async def test_more_than_anyios_40_tokens_block_at_once(
 
 
 def test_the_loops_max_blocked_caps_routed_calls() -> None:
-    running = 0
-    peak = 0
-    lock = threading.Lock()
-
-    def work() -> None:
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-        time.sleep(0.01)
-        with lock:
-            running -= 1
+    work = Overlap(0.01)
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
@@ -325,7 +265,7 @@ def test_the_loops_max_blocked_caps_routed_calls() -> None:
 
     backend, options = sysletloop.testing.anyio_backend(route_anyio=True, max_blocked=3)
     anyio.run(main, backend=backend, backend_options=options)
-    assert 1 <= peak <= 3
+    assert 1 <= work.peak <= 3
 
 
 def test_without_the_option_anyio_keeps_its_worker_threads() -> None:
@@ -373,8 +313,3 @@ def test_the_anyio_versions_checked_are_accepted(
 ) -> None:
     monkeypatch.setattr(_anyio_route, "version", lambda name: found)
     _anyio_route._check_version()
-
-
-def _sleep_and_return(seconds: float) -> float:
-    time.sleep(seconds)
-    return seconds

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ import sysletloop
 import sysletloop.testing
 import sysletloop.to_thread
 
-from .support import Gate, syslet_calls_done
+from .support import Gate, Overlap, syslet_calls_done
 
 RunSync = Callable[..., Awaitable[Any]]
 
@@ -141,18 +140,10 @@ async def test_an_already_cancelled_scope_never_starts_the_call(
 @pytest.mark.anyio
 async def test_a_limiter_token_is_held_for_the_call(run_sync: RunSync) -> None:
     limiter = anyio.CapacityLimiter(1)
-    running = 0
-    most = 0
-    lock = threading.Lock()
+    overlap = Overlap(0.01)  # blocks: on sysletloop the loop moves and others may start
 
     def fn() -> float:
-        nonlocal running, most
-        with lock:
-            running += 1
-            most = max(most, running)
-        time.sleep(0.01)  # blocks: on sysletloop the loop moves and others may start
-        with lock:
-            running -= 1
+        overlap()
         return limiter.borrowed_tokens
 
     async def one() -> None:
@@ -161,7 +152,7 @@ async def test_a_limiter_token_is_held_for_the_call(run_sync: RunSync) -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(4):
             tg.start_soon(one)
-    assert most == 1
+    assert overlap.peak == 1
     assert await run_sync(fn, limiter=limiter) == 1
     assert limiter.borrowed_tokens == 0
 
