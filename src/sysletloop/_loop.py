@@ -294,26 +294,28 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
     # Its tasks are created on whichever thread owns the loop at the time (_alltasks).
     _syslet_spans_threads = True
 
-    # The loop's own state lives in slots, not in the instance dict: asyncio's state
-    # (24 attributes) then keeps a dict small enough for CPython to share its keys and
-    # specialise every attribute access on the loop. With all 74 in the dict, CPython
-    # gives up on that (more than 30 keys), and every ``self._x`` in asyncio's code and
-    # ours became a dict lookup: 10-20% of the instructions of a loop iteration.
-    __slots__ = (
-        "_blocked_drained", "_blocked_total", "_cancelled_before_start", "_cap",
-        "_completions_drained", "_eager_blocked", "_eager_completions",
-        "_eager_outstanding", "_eager_profiles", "_eager_redirected", "_epoch",
-        "_faults_logged", "_hand_over", "_hand_over_done", "_home", "_home_returns",
-        "_inline", "_inline_completions", "_interrupted_tasks", "_limit_read_at",
-        "_max_blocked_now", "_migrations", "_nowait", "_nowait_reads",
-        "_nowait_would_block", "_own_lock", "_owner_state", "_peak_blocked", "_pending",
-        "_pending_counted_over_cap", "_predicted_blocking", "_profiles",
-        "_queued_over_cap", "_quiesce_waiters", "_retry_delay", "_retry_handle", "_ring",
-        "_run_ending", "_short_of_threads", "_stall_after", "_stalled_calls",
-        "_steal_filed", "_steal_requests", "_syslet_closing", "_syslet_options",
-        "_thread_limit", "_thread_start_failures", "_threads", "_waited_for_threads",
-        "_watchdog",
-    )
+    # The loop's own state lives in slots, not in the instance dict, on 3.11 and 3.12:
+    # asyncio's state (24 attributes) then keeps a dict whose keys CPython shares and
+    # whose loads it specialises. With all 74 in the dict it gives up (past 30 keys),
+    # and every ``self._x`` in asyncio's code and ours was a dict lookup, 16-26% of the
+    # instructions of an iteration (callgrind, benchmarks.instructions). 3.13+ gives a
+    # class with slots no inline values at all, which made it worse there: no slots.
+    if sys.version_info < (3, 13):
+        __slots__ = (
+            "_blocked_drained", "_blocked_total", "_cancelled_before_start", "_cap",
+            "_completions_drained", "_eager_blocked", "_eager_completions",
+            "_eager_outstanding", "_eager_profiles", "_eager_redirected", "_epoch",
+            "_faults_logged", "_hand_over", "_hand_over_done", "_home", "_home_returns",
+            "_inline", "_inline_completions", "_interrupted_tasks", "_limit_read_at",
+            "_max_blocked_now", "_migrations", "_nowait", "_nowait_reads",
+            "_nowait_would_block", "_own_lock", "_owner_state", "_peak_blocked", "_pending",
+            "_pending_counted_over_cap", "_predicted_blocking", "_profiles",
+            "_queued_over_cap", "_quiesce_waiters", "_retry_delay", "_retry_handle", "_ring",
+            "_run_ending", "_short_of_threads", "_stall_after", "_stalled_calls",
+            "_steal_filed", "_steal_requests", "_syslet_closing", "_syslet_options",
+            "_thread_limit", "_thread_start_failures", "_threads", "_waited_for_threads",
+            "_watchdog",
+        )
 
     if TYPE_CHECKING:
         # asyncio's private state this loop drives (typeshed leaves it out). Present,
