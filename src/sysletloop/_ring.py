@@ -39,10 +39,14 @@ T = TypeVar("T")
 class CompletionRing(Generic[T]):
     """A multi-producer, single-consumer FIFO that wakes its consumer only if asleep."""
 
-    __slots__ = ("_items", "_wake", "sleeping")
+    __slots__ = ("_items", "_wake", "items", "sleeping")
 
     def __init__(self, wake: Callable[[], None]) -> None:
+        # ``items`` is the same deque, for the owner to test for emptiness without a
+        # Python-level call (``if ring.items``) on its hot path; only ``post`` and
+        # ``drain`` change it.
         self._items: deque[T] = deque()
+        self.items = self._items
         self._wake = wake
         self.sleeping = False
 
