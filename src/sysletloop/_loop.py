@@ -801,9 +801,12 @@ class SysletEventLoop(asyncio.SelectorEventLoop):
                     state.deposed = True
                 return
         handle = None
-        if (pending or self._quiesce_waiters) and not self._run_pending_calls():
-            if state is not None:
-                state.deposed = True
+        if (
+            (pending or self._quiesce_waiters)
+            and not self._run_pending_calls()
+            and state is not None
+        ):
+            state.deposed = True
 
     # ------------------------------------------------------------ syslet calls
 

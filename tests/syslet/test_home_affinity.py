@@ -39,6 +39,10 @@ _STEPS = st.one_of(
 )
 
 
+def _on_the_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 def _run_program(steps: list[tuple[str, float]], predict: bool) -> sysletloop.SysletStats:
     local = threading.local()
 
@@ -60,7 +64,8 @@ def _run_program(steps: list[tuple[str, float]], predict: bool) -> sysletloop.Sy
                         *(asyncio.to_thread(time.sleep, 0.005) for _ in range(int(arg)))
                     )
                 elif kind == "use":
-                    rows = await asyncio.to_thread(lambda: db.execute(f"select {arg}").fetchall())
+                    query = f"select {arg}"
+                    rows = await asyncio.to_thread(lambda q=query: db.execute(q).fetchall())
                     assert rows == [(arg,)]
                 elif kind == "set-local":
                     await asyncio.to_thread(set_local, arg)
@@ -68,8 +73,7 @@ def _run_program(steps: list[tuple[str, float]], predict: bool) -> sysletloop.Sy
                 elif kind == "check-local":
                     assert await asyncio.to_thread(get_local) == expected_local
                 else:
-                    is_main = threading.current_thread
-                    assert await asyncio.to_thread(lambda: is_main() is threading.main_thread())
+                    assert await asyncio.to_thread(_on_the_main_thread)
             # The connection still works, and the loop is home.
             assert await asyncio.to_thread(lambda: db.execute("select 1").fetchall()) == [(1,)]
             assert threading.current_thread() is threading.main_thread()
@@ -152,15 +156,21 @@ def test_a_home_call_returning_as_the_run_ends_is_delivered_exactly_once() -> No
         for round_ in range(30):
             gate = Gate()
             box: list[asyncio.Future[object]] = []
+            release_after, end_after = 0.0005 * (round_ % 5), 0.0005 * (round_ % 7)
 
-            async def start(gate: Gate = gate, box: list[asyncio.Future[object]] = box) -> None:
+            async def start(
+                gate: Gate = gate,
+                box: list[asyncio.Future[object]] = box,
+                release_after: float = release_after,
+                end_after: float = end_after,
+            ) -> None:
                 home = threading.get_ident()
                 box.append(asyncio.ensure_future(sysletloop.call(gate, "late")))
                 await until(gate.started.is_set)
                 await until(lambda: loop._thread_id != home)
                 # A timer thread, not the loop: the run may be over before it fires.
-                threading.Timer(0.0005 * (round_ % 5), gate.release.set).start()
-                await asyncio.sleep(0.0005 * (round_ % 7))
+                threading.Timer(release_after, gate.release.set).start()
+                await asyncio.sleep(end_after)
 
             loop.run_until_complete(start())
             assert loop.run_until_complete(box[0]) == "late"

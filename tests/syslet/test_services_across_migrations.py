@@ -47,10 +47,13 @@ def test_subprocesses_after_a_migration(affinity: bool) -> None:
         assert proc.returncode == 0
         return out
 
-    assert sysletloop.run(main(), predict_blocking=False, home_affinity=affinity).strip() == b"child"
+    out = sysletloop.run(main(), predict_blocking=False, home_affinity=affinity)
+    assert out.strip() == b"child"
 
 
-def test_call_soon_threadsafe_and_run_coroutine_threadsafe_after_a_migration(affinity: bool) -> None:
+def test_call_soon_threadsafe_and_run_coroutine_threadsafe_after_a_migration(
+    affinity: bool,
+) -> None:
     async def main() -> tuple[str, int]:
         loop = this_loop()
         await _move_off_this_thread()
@@ -127,7 +130,8 @@ def test_timers_and_sockets_after_many_migrations(affinity: bool) -> None:
                 await _move_off_this_thread()
         return replies
 
-    assert sysletloop.run(main(), predict_blocking=False, home_affinity=affinity) == [b"0\n", b"1\n", b"2\n"]
+    replies = sysletloop.run(main(), predict_blocking=False, home_affinity=affinity)
+    assert replies == [b"0\n", b"1\n", b"2\n"]
 
 
 def test_debug_mode_across_migrations(affinity: bool) -> None:
