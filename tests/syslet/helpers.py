@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import sysletloop
 
@@ -58,3 +61,27 @@ class Gate:
         if not self.release.wait(60):
             raise TimeoutError("gate never released")
         return value
+
+
+@contextlib.contextmanager
+def python_child(
+    code: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """``python -c code args...`` with text pipes; killed and reaped on the way out
+    whatever the test did (a test that fails half-way must not leave it running)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()

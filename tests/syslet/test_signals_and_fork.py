@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -16,7 +14,7 @@ import pytest
 
 import sysletloop
 
-from .helpers import Gate, this_loop, until, wait_until
+from .helpers import Gate, python_child, this_loop, until, wait_until
 
 CTRL_C_CHILD = textwrap.dedent(
     """
@@ -50,23 +48,12 @@ CTRL_C_CHILD = textwrap.dedent(
 @pytest.mark.parametrize("debug", ["", "1"])
 def test_ctrl_c_cancels_the_main_task_promptly(mode: str, debug: str) -> None:
     env = dict(os.environ, PYTHONASYNCIODEBUG=debug)
-    child = subprocess.Popen(
-        [sys.executable, "-c", CTRL_C_CHILD, mode],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
+    with python_child(CTRL_C_CHILD, mode, env=env) as child:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
         sent = time.monotonic()
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     assert child.returncode == 3, (out, err)
     interrupted_at = float(out.split()[1])
     if mode == "home-free":
@@ -100,23 +87,13 @@ CANCEL_TIMING_CHILD = textwrap.dedent(
 
 
 def test_ctrl_c_reaches_the_main_task_while_the_main_thread_is_blocked() -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", CANCEL_TIMING_CHILD],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with python_child(CANCEL_TIMING_CHILD) as child:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
         sent = time.monotonic()
         child.send_signal(signal.SIGINT)
         cancelled = child.stdout.readline().split()
         out, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     assert cancelled[0] == "cancelled", (cancelled, out, err)
     # The main thread still sleeps (4 s) when the task sees the cancellation.
     assert float(cancelled[1]) - sent < 2.5
@@ -227,13 +204,7 @@ RETURNED_CHILD = textwrap.dedent(
 def test_signals_arrive_promptly_after_a_migration_and_return() -> None:
     # After its blocked call returns, the main thread runs the loop again: handlers of
     # add_signal_handler and asyncio.run's own Ctrl-C handler run there at once.
-    child = subprocess.Popen(
-        [sys.executable, "-c", RETURNED_CHILD],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with python_child(RETURNED_CHILD) as child:
         assert child.stdout is not None
         ready = child.stdout.readline().split()
         assert ready == ["ready", "True", "1", "1"], (ready, child.stderr)
@@ -244,10 +215,6 @@ def test_signals_arrive_promptly_after_a_migration_and_return() -> None:
         sent_int = time.monotonic()
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     assert float(usr1[1]) - sent < 2.0
     assert out.split()[0] == "interrupted", (out, err)
     assert float(out.split()[1]) - sent_int < 2.0  # not the 10 s sleep
@@ -292,22 +259,12 @@ def test_ctrl_c_during_a_c_call_that_never_checks_is_handled_once_when_it_return
     # nothing can run asyncio.run's handler (running it on the loop's thread instead
     # would run it twice: CPython keeps the signal pending for the main thread). It runs
     # once, as soon as the call returns: the main task is cancelled then.
-    child = subprocess.Popen(
-        [sys.executable, "-c", LONG_C_CALL_CHILD],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with python_child(LONG_C_CALL_CHILD) as child:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
         sent = time.monotonic()
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     lines = [line.split() for line in out.splitlines()]
     assert sorted(line[0] for line in lines) == ["cancelled", "interrupted", "returned"], (
         out,
