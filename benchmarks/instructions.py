@@ -185,7 +185,7 @@ def _child(name: str, loop: str, n: int) -> None:
     import functools
 
     import sysletloop
-    from sysletloop import _loop, _profile
+    from sysletloop import _profile, _takeback
 
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     if loop == "syslet":
@@ -198,13 +198,13 @@ def _child(name: str, loop: str, n: int) -> None:
 
     # Valgrind's clock, not the machine's (see the module docstring); put back after, as
     # the tests run a child's work in their own process.
-    saved = _profile.SLOW_CALL, _loop.SLOW_CALL
-    _profile.SLOW_CALL = _loop.SLOW_CALL = VALGRIND_SLOW_CALL  # type: ignore[misc]
+    saved = _profile.SLOW_CALL, _takeback.SLOW_CALL
+    _profile.SLOW_CALL = _takeback.SLOW_CALL = VALGRIND_SLOW_CALL  # type: ignore[misc]
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(main())
     finally:
-        _profile.SLOW_CALL, _loop.SLOW_CALL = saved  # type: ignore[misc]
+        _profile.SLOW_CALL, _takeback.SLOW_CALL = saved  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------- the parent

@@ -107,7 +107,7 @@ async def _lag_and_cpu(blocking: int, seconds: float) -> dict[str, float]:
     stop = True
     await tick
     # Watchdog CPU while ~10k non-blocking calls a second run.
-    watchdog = loop._watchdog
+    watchdog = loop._syslet.watchdog
     assert watchdog is not None and watchdog.native_id is not None
     cpu0 = _thread_cpu_seconds(watchdog.native_id)
     t0 = time.monotonic()

@@ -8,7 +8,8 @@ import types
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._loop import SEND_AWAY, SysletEventLoop, _check_blocking_callable
+from ._loop import SysletEventLoop, _check_blocking_callable
+from ._takeback import SEND_AWAY
 
 __all__ = ["call", "call_eager"]
 

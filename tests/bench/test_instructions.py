@@ -21,12 +21,12 @@ CASES = [
 
 @pytest.mark.parametrize(("operation", "loop"), CASES)
 def test_every_operation_runs_on_both_loops(operation: str, loop: str) -> None:
-    from sysletloop import _loop, _profile
+    from sysletloop import _profile, _takeback
 
-    before = _profile.SLOW_CALL, _loop.SLOW_CALL
+    before = _profile.SLOW_CALL, _takeback.SLOW_CALL
     instructions._child(operation, loop, 20)
     # the child scales the predictor to valgrind's clock; it must put it back
-    assert before == (_profile.SLOW_CALL, _loop.SLOW_CALL)
+    assert before == (_profile.SLOW_CALL, _takeback.SLOW_CALL)
 
 
 def test_the_table_names_every_operation_and_its_ratio() -> None:

@@ -229,7 +229,7 @@ def test_simulated_kernels_still_give_the_right_data(
 
     async def main() -> sysletloop.SysletStats:
         loop = this_loop()
-        loop._nowait = NowaitReads(preadv=fake)
+        loop._syslet.nowait = NowaitReads(preadv=fake)
         for off in (0, 4096, 8192):
             assert await asyncio.to_thread(os.pread, fd, 4096, off) == data[off : off + 4096]
         return loop.syslet_stats()

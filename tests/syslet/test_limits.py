@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 import sysletloop
-import sysletloop._loop as loop_module
+import sysletloop._shortage as shortage_module
 from sysletloop import _watchdog
 from sysletloop._limits import ThreadLimit, cap_for, read_thread_limit
 from sysletloop._loop import SysletEventLoop
@@ -346,7 +346,7 @@ INJECTION_POINTS: dict[str, tuple[Any, str, BaseException]] = {  # owner, name, 
     "note-migration": (SysletEventLoop, "_note_migration_of", MemoryError()),
     "profile-migration": (Profile, "note_migration", MemoryError()),
     "claim": (SysletEventLoop, "_claim_and_hand_over", RuntimeError("bug in the claim")),
-    "read-limits": (loop_module, "read_thread_limit", MemoryError()),
+    "read-limits": (shortage_module, "read_thread_limit", MemoryError()),
 }
 
 

@@ -112,7 +112,7 @@ def test_a_blocking_call_migrates_the_loop(monkeypatch: pytest.MonkeyPatch, kind
         assert isinstance(loop, sysletloop.SysletEventLoop)
         before = threading.get_ident()
         await sysletloop.call(time.sleep, 0.05)
-        watchdog_ids.append(loop._watchdog.native_id if loop._watchdog else None)
+        watchdog_ids.append(loop._syslet.watchdog.native_id if loop._syslet.watchdog else None)
         return loop.syslet_stats(), before, threading.get_ident()
 
     # home_affinity=False: the loop stays on the thread it moved to, for the test to see
