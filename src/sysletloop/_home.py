@@ -3,7 +3,7 @@
 ``run_forever`` must return in the thread that called it (the *home* thread), however
 many times the loop moved meanwhile. When the home thread's own inline call blocks, the
 loop goes on elsewhere. Once the call returns, the home thread takes the loop back (home
-affinity, see "Going home" in ``_loop``) or, when it cannot (the run ended meanwhile, or
+affinity, see "Going home" in ``_handover``) or, when it cannot (the run ended meanwhile, or
 the option is off), waits here until the loop stops. Some jobs only it can do:
 registering a signal handler must happen on the main thread, and the home thread is the
 main thread when ``asyncio.run`` was called from it. While it is busy (blocked in its

@@ -394,7 +394,6 @@ class SysletEventLoop(TakeBackLoop):
         this thread is deposed meanwhile, its ``OwnerThreadState.deposed`` is set."""
         sy = self._syslet
         epoch = sy.epoch
-        state = sy.owner_state
         scheduled = self._scheduled
         count = len(scheduled)
         if (
@@ -419,31 +418,29 @@ class SysletEventLoop(TakeBackLoop):
         # The syslet additions to an iteration are attribute loads and C-level truth
         # tests (no Python-level calls) while no call is submitted. Pending calls make
         # the poll non-blocking only while under the cap: while short of threads
-        # (_max_blocked_now 0) held calls wait for a wake-up (a worker going idle, a
+        # (max_blocked_now 0) held calls wait for a wake-up (a worker going idle, a
         # completion, the retry timer), and every iteration that has pending calls ends
         # in _run_pending_calls, which decides again.
-        ring = sy.ring
-        posted = ring.items
         pending = sy.pending
-        timeout: float | None
         if (
             self._ready
             or self._stopping
             or (pending and sy.blocked_total - sy.blocked_drained < sy.max_blocked_now)
         ):
-            timeout = 0
+            event_list: list[Any] | None = self._selector.select(0)
         else:
-            timeout = None
+            timeout: float | None = None
             if scheduled:
                 timeout = min(max(0.0, scheduled[0]._when - self.time()), _MAXIMUM_SELECT_TIMEOUT)
-            ring.sleeping = True
-            if posted:
+            ring = sy.ring
+            ring.sleeping = True  # from here a post wakes us (see _ring)
+            if sy.posted:
                 timeout = 0
-        event_list: list[Any] | None = self._selector.select(timeout)
-        ring.sleeping = False
+            event_list = self._selector.select(timeout)
+            ring.sleeping = False
         self._process_events(event_list)  # type: ignore[arg-type]
         event_list = None  # break reference cycles if an exception follows
-        if posted:
+        if sy.posted:
             self._drain_completions()
 
         end_time = self.time() + self._clock_resolution
@@ -482,13 +479,12 @@ class SysletEventLoop(TakeBackLoop):
             if sy.epoch != epoch:
                 # The loop changed hands inside this handle: it was an eager call that
                 # blocked (this thread got here only once it owned the loop again: start
-                # a fresh iteration), or the grant of a take-back (not ours any more).
-                if sy.owner_state is not state and state is not None:
-                    state.deposed = True
+                # a fresh iteration), or the grant of a take-back (not ours any more;
+                # _grant_steal marked this thread deposed).
                 return
         handle = None
-        if (pending or sy.quiesce_waiters) and not self._run_pending_calls() and state is not None:
-            state.deposed = True
+        if pending or sy.quiesce_waiters:
+            self._run_pending_calls()  # marks this thread deposed if its call blocked
 
     # ------------------------------------------------------------ syslet calls
 
@@ -590,6 +586,7 @@ class SysletEventLoop(TakeBackLoop):
                 self._after_stall()  # ...no thread could take it over: still ours
             else:
                 call.duration = time.monotonic() - call.started
+                state.deposed = True  # _drive steps out
                 self._post_blocked_outcome(call)
                 return False
         sy.inline = None
@@ -749,9 +746,7 @@ class SysletEventLoop(TakeBackLoop):
             if not waiter.done():
                 waiter.set_result(None)
 
-    # ------------------------------------------------------------ the hand-over
-
-    # ------------------------------------------------------------ eager calls
+    # ------------------------------------------------------------ the run's end
 
     def _await_loop_end(self, home: HomeRun) -> BaseException | None:
         """Home thread, deposed: serve jobs until the last owner stops the loop. A
@@ -813,7 +808,6 @@ class SysletEventLoop(TakeBackLoop):
         sy.threads = None
         sy.inline = None
 
-    # ------------------------------------------------------ when threads run out
 
 
 def _weak_wake(loop: SysletEventLoop) -> Callable[[], None]:

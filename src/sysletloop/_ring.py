@@ -39,34 +39,32 @@ T = TypeVar("T")
 class CompletionRing(Generic[T]):
     """A multi-producer, single-consumer FIFO that wakes its consumer only if asleep."""
 
-    __slots__ = ("_items", "_wake", "items", "sleeping")
+    __slots__ = ("_wake", "items", "sleeping")
 
     def __init__(self, wake: Callable[[], None]) -> None:
-        # ``items`` is the same deque, for the owner to test for emptiness without a
-        # Python-level call (``if ring.items``) on its hot path; only ``post`` and
-        # ``drain`` change it.
-        self._items: deque[T] = deque()
-        self.items = self._items
+        # Public so that the owner can test it for emptiness without a Python-level
+        # call (``if ring.items``) on its hot path; only ``post`` and ``drain`` change it.
+        self.items: deque[T] = deque()
         self._wake = wake
         self.sleeping = False
 
     def post(self, item: T) -> None:
         """Append a finished item; wake the consumer if it is sleeping. Any thread."""
-        self._items.append(item)
+        self.items.append(item)
         if self.sleeping:
             self.sleeping = False
             self._wake()
 
     def drain(self) -> list[T]:
         """Take out every item posted so far, oldest first. Owner only."""
-        items = self._items
+        items = self.items
         out: list[T] = []
         while items:
             out.append(items.popleft())
         return out
 
     def __bool__(self) -> bool:
-        return bool(self._items)
+        return bool(self.items)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)

@@ -50,7 +50,8 @@ class ThreadShortageLoop(SysletLoopBase):
 
     def _note_shortage(self, where: str, exc: BaseException) -> None:
         """Any thread: starting a thread failed. Until a start succeeds again, calls
-        start inline only when a thread is idle to take the loop (see the header)."""
+        start inline only when a thread is idle to take the loop (``_handover``, "When
+        threads run out")."""
         sy = self._syslet
         with sy.own_lock:
             sy.thread_start_failures += 1

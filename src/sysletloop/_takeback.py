@@ -234,6 +234,7 @@ class TakeBackLoop(HandOverLoop):
         ):
             home.start_serving()  # it will only wait for the end: jobs run at once
         if mine is not None:
+            mine.deposed = True  # this thread's _drive steps out after this handle
             mine.leave()
         request.granted.release()
 
