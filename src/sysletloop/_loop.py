@@ -54,6 +54,7 @@ from asyncio import base_events
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import _profile
 from ._alltasks import install as _install_all_tasks
 from ._callrecord import CallRecord
 from ._home import HomeRun
@@ -83,6 +84,7 @@ _MAXIMUM_SELECT_TIMEOUT: float = getattr(base_events, "MAXIMUM_SELECT_TIMEOUT", 
 _format_handle: Callable[[Any], str] = getattr(base_events, "_format_handle", repr)
 # How asyncio turns a pool's concurrent.futures CancelledError/InvalidStateError into its
 # own (wrap_future); private in every supported version, hence looked up, not imported.
+_pread = os.pread
 _convert_future_exc: Callable[[BaseException], BaseException] = vars(asyncio.futures)[
     "_convert_future_exc"
 ]
@@ -212,8 +214,15 @@ class SysletEventLoop(TakeBackLoop):
             if self._executor_shutdown_called:
                 raise RuntimeError("Executor shutdown has been called")
             # A pool thread runs func in its own context, not the caller's: so do we,
-            # in a fresh one (to_thread passes a ctx.run partial when it wants the
-            # caller's).
+            # in a fresh one. asyncio.to_thread passes partial(ctx.run, fn, *args,
+            # **kwargs) when it wants the caller's: we run fn in ctx ourselves, which is
+            # the same call one partial and one fresh context cheaper.
+            if type(func) is functools.partial and func.args:
+                ctx = getattr(func.func, "__self__", None)
+                if type(ctx) is contextvars.Context:
+                    return self._submit(
+                        func.args[0], func.args[1:] + args, func.keywords or None, ctx
+                    )
             return self._submit(func, args, None, contextvars.Context())
         return super().run_in_executor(executor, func, *args)
 
@@ -476,15 +485,18 @@ class SysletEventLoop(TakeBackLoop):
                     self._current_handle = None
             else:
                 handle._run()
-            if sy.epoch != epoch:
+            if sy.epoch is not epoch:  # the same int object while nobody bumps it
                 # The loop changed hands inside this handle: it was an eager call that
                 # blocked (this thread got here only once it owned the loop again: start
                 # a fresh iteration), or the grant of a take-back (not ours any more;
                 # _grant_steal marked this thread deposed).
                 return
         handle = None
-        if pending or sy.quiesce_waiters:
-            self._run_pending_calls()  # marks this thread deposed if its call blocked
+        if pending:
+            # Marks this thread deposed if its call blocked. (shutdown_default_executor's
+            # waiters need no look here: every path that makes the loop quiet, the end of
+            # this one, a drain, a home call's delivery, releases them.)
+            self._run_pending_calls()
 
     # ------------------------------------------------------------ syslet calls
 
@@ -502,7 +514,7 @@ class SysletEventLoop(TakeBackLoop):
             self._check_thread()
         future: asyncio.Future[T] = self.create_future()
         read = None
-        if sy.nowait.supported and not kwargs:
+        if (fn is _pread or type(fn) is functools.partial) and sy.nowait.supported and not kwargs:
             read = positional_read(fn, args)
         profile = sy.profiles.get(fn if profile_as is None else profile_as)
         sy.pending.append(CallRecord(fn, args, kwargs, context, future, profile, read))
@@ -540,7 +552,8 @@ class SysletEventLoop(TakeBackLoop):
                 continue
             hand_off = False
             if (
-                sy.options.predict_blocking
+                call.profile.last_blocked  # should_send_away's first test, without a call
+                and sy.options.predict_blocking
                 and not sy.short_of_threads
                 and call.profile.should_send_away()
             ):
@@ -596,7 +609,11 @@ class SysletEventLoop(TakeBackLoop):
         elapsed = time.monotonic() - call.started
         if elapsed > sy.stall_after:
             self._note_long_inline()
-        call.profile.note_inline(elapsed)
+        profile = call.profile
+        if elapsed < _profile.SLOW_CALL and not (profile.last_blocked or profile.slow_streak):
+            profile.inline += 1  # note_inline's common case (nothing to forget), inlined
+        else:
+            profile.note_inline(elapsed)
         self._deliver(call)
         return True
 
@@ -725,6 +742,7 @@ class SysletEventLoop(TakeBackLoop):
                 )
         elif exc is None:
             future.set_result(call.result)
+            return  # nothing here points back at the record: no release needed
         else:
             if isinstance(exc, StopIteration):
                 # A Future cannot hold StopIteration (it would end a coroutine).
@@ -807,7 +825,6 @@ class SysletEventLoop(TakeBackLoop):
         sy.watchdog = None
         sy.threads = None
         sy.inline = None
-
 
 
 def _weak_wake(loop: SysletEventLoop) -> Callable[[], None]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Protocol
+from typing import Any
 
 __all__ = ["OwnerThreadState"]
 
@@ -34,17 +34,14 @@ __all__ = ["OwnerThreadState"]
 _DEBUG_STACK_DEPTH: int = getattr(getattr(asyncio, "constants", None), "DEBUG_STACK_DEPTH", 10)
 
 
-class _HookedLoop(Protocol):
-    def get_debug(self) -> bool: ...
-    def _asyncgen_firstiter_hook(self, agen: Any) -> None: ...
-    def _asyncgen_finalizer_hook(self, agen: Any) -> None: ...
-
-
 class OwnerThreadState:
-    __slots__ = ("_loop", "_native_depth", "_native_hooks", "_tracking", "deposed")
+    __slots__ = ("_loop", "_loop_hooks", "_native_depth", "_native_hooks", "_tracking", "deposed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        hooked: Any = loop
+        # Made once: resume runs after every inline call.
+        self._loop_hooks = (hooked._asyncgen_firstiter_hook, hooked._asyncgen_finalizer_hook)
         self._native_hooks = sys.get_asyncgen_hooks()
         self._native_depth = sys.get_coroutine_origin_tracking_depth()
         self._tracking = False
@@ -59,11 +56,9 @@ class OwnerThreadState:
     def resume(self) -> None:
         loop: Any = self._loop
         asyncio._set_running_loop(loop)
-        sys.set_asyncgen_hooks(
-            firstiter=loop._asyncgen_firstiter_hook,
-            finalizer=loop._asyncgen_finalizer_hook,
-        )
-        self.set_tracking(loop.get_debug())
+        sys.set_asyncgen_hooks(*self._loop_hooks)
+        if loop._debug != self._tracking:
+            self.set_tracking(bool(loop._debug))
 
     def suspend(self) -> None:
         asyncio._set_running_loop(None)
