@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import report
 from benchmarks.contenders import BASELINE
 from benchmarks.runner import Settings, run, select
 from benchmarks.schema import validate
@@ -138,3 +139,6 @@ def test_a_workload_that_cannot_run_here_reports_every_contender_skipped(tmp_pat
     }
     assert results["fast"]["error"] == "somepackage is not installed"
     assert results["absent"]["error"] == "absent is not installed"
+    table = report.terminal_table(doc)
+    assert "skipped: fast: somepackage is not installed" in table
+    assert "skipped: absent" not in table  # missing itself, listed once under "missing:"
