@@ -13,7 +13,7 @@ Run::
 ``python -m benchmarks run --workloads fastapi``: one *round* is one repeat of the
 harness, which starts each server in turn (the order rotated every round) and puts every
 case under load for ``--seconds`` after ``warmup_s`` (1 s) of load that is not recorded.
-Default: 5 rounds of 10 s per case (the harness's ``--full`` profile); ``--quick``: 3
+Default: 5 rounds of 10 s per case; ``--quick``: 3
 rounds of 3 s. ``--extra-server`` adds a server with any loop factory uvicorn can import
 (``benchmarks.fastapi_loops`` has some), to measure a loop option. It prints the
 workload's table and the issue's targets against the numbers, and ``--json`` writes the

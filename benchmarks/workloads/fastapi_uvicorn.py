@@ -314,10 +314,11 @@ class FastAPIServe(Workload[ServeState]):
         self._install_wrk = install_wrk
 
     def params(self, profile: Profile) -> dict[str, Any]:
-        # quick: 1 s per case after 1 s of warm-up (wrk's floor), about 2 min 15 s for the
-        # four servers and 3 repeats on 2 vCPUs; full: the standalone command's 10 s.
+        # quick: 1 s per case after 1 s of warm-up (wrk's floor): 141 s for the four
+        # servers and 3 repeats on 2 shared vCPUs. full: 5 s, about 10 minutes at 5
+        # repeats (benchmarks.fastapi_serve's own default is 10 s per case).
         params: dict[str, Any] = {
-            "seconds": {"smoke": 0.3, "quick": 1.0, "full": 10.0}[profile],
+            "seconds": {"smoke": 0.3, "quick": 1.0, "full": 5.0}[profile],
             "warmup_s": {"smoke": 0.0, "quick": 1.0, "full": 1.0}[profile],
             "cases": ["json", "sleep"] if profile == "smoke" else list(CASE_NAMES),
             # smoke: the stdlib generator, whose window can be a fraction of a second
@@ -328,7 +329,8 @@ class FastAPIServe(Workload[ServeState]):
     def warmup_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         # Each repeat's server is new and warms itself up per case (warmup_s): the runner's
         # warm-up run only has to start one server and load it once (imports, page cache).
-        return {**params, "cases": [params["cases"][0]], "warmup_s": 0.0}
+        seconds = min(1.0, float(params["seconds"]))
+        return {**params, "cases": [params["cases"][0]], "warmup_s": 0.0, "seconds": seconds}
 
     def missing(self) -> str | None:
         for module in ("fastapi", "uvicorn"):

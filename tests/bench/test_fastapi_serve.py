@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import fastapi_serve, http_load, report
+from benchmarks import fastapi_serve, http_load, plots, report
 from benchmarks.contenders import BASELINE, all_contenders
 from benchmarks.runner import Settings, run
 from benchmarks.schema import validate
@@ -145,6 +145,10 @@ def test_the_workload_runs_in_the_harness(tmp_path: Path) -> None:
     assert "target sleep" not in table  # not run, not judged
     markdown = report.markdown(doc)
     assert "Targets (issue 11)" in markdown and "benchmarks.http_load" in markdown
+    if plots.available() is None:
+        figures = plots.render(doc, str(tmp_path))
+        assert figures == {"fastapi": ["plots/fastapi.png"]}
+        assert (tmp_path / "plots" / "fastapi.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_the_standalone_command_is_the_workload(tmp_path: Path) -> None:
