@@ -458,9 +458,11 @@ def _md_fastapi(w: Mapping[str, Any]) -> list[str]:
     rows = []
     why: list[str] = []
     for v in verdicts(w):
-        ratio = f"x{fmt(v.ratio['median'])} [{fmt(v.ratio['min'])}-{fmt(v.ratio['max'])}]"
+        ratio = ""
+        if v.ratio is not None:
+            ratio = f"x{fmt(v.ratio['median'])} [{fmt(v.ratio['min'])}-{fmt(v.ratio['max'])}]"
         lag = fmt(v.lag_p99_ms) if v.lag_p99_ms is not None else ""
-        rows.append([f"`{v.case}`", ratio if v.ratio else "", lag, v.text()])
+        rows.append([f"`{v.case}`", ratio, lag, v.text()])
         if v.met is False:
             reason = findings_mod.TARGET_REASONS.get(v.case) or findings_mod.rerun_hint("fastapi")
             why.append(f"- `{v.case}`: {reason}")

@@ -126,8 +126,8 @@ def load(wrk: str | None, url: str, conns: int, seconds: float) -> dict[str, flo
     if wrk is None:
         argv = [sys.executable, "-m", "benchmarks.http_load", url,
                 f"--conns={conns}", f"--seconds={seconds}"]  # fmt: skip
-        out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
-        result: dict[str, float] = json.loads(out.stdout)
+        done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
+        result: dict[str, float] = json.loads(done.stdout)
         return result
     threads = min(conns, max(1, (os.cpu_count() or 2)))
     duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds

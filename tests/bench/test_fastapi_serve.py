@@ -76,6 +76,8 @@ def test_targets_are_judged_on_the_median_ratio_and_the_lag() -> None:
     assert set(judged) == {"json", "sleep", "file"}  # only the cases that were run
     assert judged["json"].met is False and "MISSED" in judged["json"].text()
     assert judged["file"].met is None and "not measured" in judged["file"].text()
+    section = "\n".join(report._md_fastapi(short))  # a case with no ratio renders too
+    assert "| `file` |  |  | >= 1.5x: not measured |" in section
 
 
 def test_the_stdlib_load_generator_counts_answers() -> None:
