@@ -16,7 +16,10 @@ from importlib import metadata
 from typing import Any
 
 # The distributions whose versions decide the numbers (a contender's own, or the harness's).
-PACKAGES = ("sysletloop", "uvloop", "rloop", "trio", "anyio", "aiofiles", "rich", "matplotlib")
+PACKAGES = (
+    "sysletloop", "uvloop", "rloop", "trio", "anyio", "aiofiles", "rich", "matplotlib",
+    "fastapi", "starlette", "uvicorn", "httptools",
+)  # fmt: skip
 
 
 def package_version(name: str) -> str | None:
@@ -50,16 +53,26 @@ def _mem_total_kib() -> int | None:
 
 def fio_version() -> str | None:
     """``fio --version`` if fio is on PATH, else None."""
-    exe = shutil.which("fio")
+    return _tool_version("fio", "--version")
+
+
+def wrk_version() -> str | None:
+    """wrk's version line (``wrk -v``, which exits 1) if wrk is on PATH, else None."""
+    line = _tool_version("wrk", "-v")
+    return line.split(" Copyright")[0] if line else None
+
+
+def _tool_version(tool: str, flag: str) -> str | None:
+    """The first line ``tool flag`` prints (stdout, else stderr), if ``tool`` is on PATH."""
+    exe = shutil.which(tool)
     if exe is None:
         return None
     try:
-        out = subprocess.run(
-            [exe, "--version"], capture_output=True, text=True, timeout=10, check=False
-        )
+        out = subprocess.run([exe, flag], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    lines = (out.stdout.strip() or out.stderr.strip()).splitlines()
+    return lines[0] if lines else None
 
 
 def _gil_enabled() -> bool:
@@ -89,4 +102,5 @@ def describe() -> dict[str, Any]:
         "executable": sys.executable,
         "packages": {name: package_version(name) for name in PACKAGES},
         "fio": fio_version(),
+        "wrk": wrk_version(),
     }

@@ -7,12 +7,15 @@ Method (the same for every workload):
 2. ``prepare`` the workload (its files) once; then a warm-up run per contender, discarded
    (imports, thread creation, page cache, JIT-free but allocator-warm).
 3. Repeats, interleaved: repeat 1 of A, B, C..., then repeat 2 of A, B, C... so that drift
-   of a shared machine hits every contender alike. Each repeat also re-measures the
+   of a shared machine hits every contender alike (a workload with ``rotate`` turns the
+   order too: A B C, then B C A, ...). Each repeat also re-measures the
    workload's loop-free reference numbers, if it has any.
 4. Per case and metric: the per-repeat values, their median with min-max, and the ratio
    to the baseline taken *repeat by repeat* (both measured minutes apart at most), with
    its own median and min-max.
 
+A workload whose ``missing()`` gives a reason (a package it needs is not installed) is
+skipped: every contender it applies to is reported ``missing`` with that reason.
 A contender that raises keeps the cases it already measured, gets its error recorded
 (status ``error``), and is skipped for the rest of that workload; the run goes on.
 ``results.json`` is rewritten after every workload, so a run cut short keeps what it did.
@@ -205,6 +208,17 @@ def _run_workload(
             tracks[c.name] = _Track()
     active = [c for c in contenders if tracks[c.name].status == "ok"]
     references: list[dict[str, dict[str, float]]] = []
+    why_not = w.missing()
+    if why_not is not None:  # a package the workload needs is absent: skipped, with why
+        for c in active:
+            tracks[c.name] = _Track(status="missing", error=why_not)
+            for _ in range(settings.repeat + settings.warmup):
+                progress.step(f"{w.name}: {c.name} (skipped)")
+        progress.log(f"{w.name}: skipped: {why_not}")
+        entry["results"] = {
+            name: _render_track(w, t, tracks.get(BASELINE)) for name, t in tracks.items()
+        }
+        return entry
     try:
         state = w.prepare(scratch, params)
     except Exception as exc:  # no files, no workload: every contender shows the error
@@ -230,7 +244,8 @@ def _run_workload(
                 progress.log(f"{w.name}: reference failed: {message}")
                 ref = {}
             references.append(ref)
-            for c in active:
+            turn = rep % len(active) if w.rotate and active else 0
+            for c in active[turn:] + active[:turn]:
                 track = tracks[c.name]
                 if track.status != "ok":
                     track.repeats.append(None)

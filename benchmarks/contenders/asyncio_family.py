@@ -17,12 +17,15 @@ import functools
 import importlib
 import os
 import platform
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any, TypeVar, cast
 
 from benchmarks.contenders.base import (
+    ASGI,
     CALL,
     ECHO,
     FILE,
@@ -244,10 +247,12 @@ class AsyncioContender(Contender):
         module: str | None = None,
         required_attrs: tuple[str, ...] = (),
         distribution: str | None = None,
+        uvicorn_loop: str | None = None,
     ) -> None:
         self.name = name
         self.description = description
-        self.provides = provides
+        self.provides = provides | {ASGI} if uvicorn_loop else provides
+        self.uvicorn_loop = uvicorn_loop
         self._make_api = make_api
         self._module = module
         self._required = required_attrs
@@ -313,6 +318,8 @@ class SysletContender(AsyncioContender):
         description: str,
         provides: frozenset[str],
         eager: bool,
+        *,
+        uvicorn_loop: str | None = None,
         **options: Any,
     ) -> None:
         self._options = options  # loop options besides max_blocked
@@ -323,6 +330,7 @@ class SysletContender(AsyncioContender):
             functools.partial(SysletApi, eager=eager),
             module="sysletloop",
             required_attrs=("new_event_loop", "call_eager" if eager else "call"),
+            uvicorn_loop=uvicorn_loop,
         )
 
     def loop_factory(self, max_threads: int | None) -> LoopFactory | None:
@@ -336,6 +344,34 @@ class SysletContender(AsyncioContender):
 
     def _configure(self, loop: asyncio.AbstractEventLoop, max_threads: int | None) -> None:
         pass  # the cap is a loop option, set by loop_factory
+
+
+class SysletAnyioContender(SysletContender):
+    """sysletloop with ``route_anyio=True``, for the workloads that run anyio's thread work
+    (FastAPI under uvicorn): it provides ASGI alone, so it is n/a in every other workload,
+    where the option changes nothing (the ``sysletloop`` row is that loop). Missing where
+    the option cannot be used (anyio absent, or a version sysletloop refuses)."""
+
+    def __init__(self, name: str, description: str, *, uvicorn_loop: str, **options: Any) -> None:
+        super().__init__(
+            name, description, frozenset(), False, uvicorn_loop=uvicorn_loop, **options
+        )
+        self._make_api = AsyncioApi  # no capability besides ASGI: its api offloads nothing
+
+    def _probe(self) -> Availability:
+        found = super()._probe()
+        if not found.available:
+            return found
+        # In a child: the first such loop patches anyio's asyncio backend, and the harness's
+        # own anyio contenders must keep the stock method.
+        probe = "import sysletloop; sysletloop.new_anyio_event_loop().close()"
+        proc = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+        )
+        if proc.returncode != 0:  # anyio missing, or a version sysletloop refuses
+            last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            return Availability(False, f"new_anyio_event_loop(): {last}", found.version)
+        return found
 
 
 class KaioContender(AsyncioContender):
@@ -363,6 +399,7 @@ def contenders() -> list[Contender]:
             "stock asyncio, asyncio.to_thread (default executor): the ratio baseline",
             GENERIC,
             ToThreadApi,
+            uvicorn_loop="asyncio",
         ),
         ThirdPartyLoopContender(
             "uvloop",
@@ -371,6 +408,7 @@ def contenders() -> list[Contender]:
             RunInExecutorApi,
             module="uvloop",
             required_attrs=("new_event_loop",),
+            uvicorn_loop="uvloop",
         ),
         ThirdPartyLoopContender(
             "rloop",
@@ -381,7 +419,18 @@ def contenders() -> list[Contender]:
             required_attrs=("new_event_loop",),
         ),
         SysletContender(
-            "sysletloop", "sysletloop, await sysletloop.call(fn) (syslet-style)", GENERIC, False
+            "sysletloop",
+            "sysletloop, await sysletloop.call(fn) (syslet-style)",
+            GENERIC,
+            False,
+            uvicorn_loop="sysletloop:new_event_loop",
+        ),
+        SysletAnyioContender(
+            "sysletloop-anyio",
+            "sysletloop with route_anyio=True: anyio.to_thread.run_sync (FastAPI's def "
+            "endpoints) takes the syslet path; only the fastapi workload",
+            uvicorn_loop="sysletloop:new_anyio_event_loop",
+            route_anyio=True,
         ),
         SysletContender(
             "sysletloop-away",

@@ -12,7 +12,8 @@ api
 capability
     What an api can do. ``call``: offload any blocking callable. ``file``: read and write
     a file asynchronously (:class:`AsyncFile`). ``fs``: ``stat``/``unlink``/``open``.
-    ``echo``: serve TCP. ``in_flight``: blocking calls run concurrently, so several can
+    ``echo``: serve TCP. ``asgi``: a loop uvicorn can run (``Contender.uvicorn_loop``,
+    its ``--loop`` value). ``in_flight``: blocking calls run concurrently, so several can
     be blocked at once (not so for inline calls). ``fio``: not a loop at all, the
     device's limit measured by fio.
     A workload runs on the contenders that have the capabilities it needs; the others show
@@ -45,6 +46,7 @@ FILE: Final = "file"
 FS: Final = "fs"
 ECHO: Final = "echo"
 FIO: Final = "fio"
+ASGI: Final = "asgi"
 IN_FLIGHT: Final = "in_flight"
 
 # A writable buffer for O_DIRECT reads: an anonymous mmap (page aligned) or whatever
@@ -214,6 +216,9 @@ class Contender(ABC):
     family: str  # "asyncio", "trio" or "external"
     description: str
     provides: frozenset[str]
+    # uvicorn's ``--loop`` for this contender (``asyncio``, ``uvloop``, ``module:factory``);
+    # None: uvicorn cannot run it. Set for the contenders that provide ASGI.
+    uvicorn_loop: str | None = None
 
     _availability: Availability | None = None
 

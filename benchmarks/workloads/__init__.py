@@ -1,4 +1,5 @@
-"""The workloads, in the issue's order (1-8); each names the paper's claim it tests."""
+"""The workloads, in the issue's order (1-8, then later issues' 9 and 10); each names the
+paper's claim it tests."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from benchmarks.workloads.base import Workload
 from benchmarks.workloads.blocked_cost import BlockedCost
 from benchmarks.workloads.cheap_calls import CheapCalls
 from benchmarks.workloads.echo import Echo
+from benchmarks.workloads.fastapi_uvicorn import FastAPIServe
 from benchmarks.workloads.hashing import Hashing
 from benchmarks.workloads.kaio_submit import KaioSubmit
 from benchmarks.workloads.limits import Limits
@@ -27,6 +29,7 @@ def all_workloads() -> list[Workload[Any]]:
         Ops(),
         TimerLag(),
         Limits(),
+        FastAPIServe(),
     ]
 
 

@@ -68,10 +68,18 @@ class Workload(ABC, Generic[S]):
     headline: tuple[tuple[str, str], ...] = ()
     # Run each repeat of each contender in a fresh interpreter (RSS/thread counts).
     isolated: bool = False
+    # Rotate the contenders' order every repeat (A B C, B C A, ...): for workloads whose
+    # contenders are long and whose position in a repeat may matter (servers under load).
+    rotate: bool = False
 
     def applies_to(self, contender: Contender) -> bool:
         caps = contender.provides
         return self.needs <= caps and (not self.needs_any or bool(self.needs_any & caps))
+
+    def missing(self) -> str | None:
+        """Why the workload cannot run here at all (a package it needs is not installed),
+        or None. Every contender it applies to is then reported missing, with this reason."""
+        return None
 
     @abstractmethod
     def params(self, profile: Profile) -> dict[str, Any]:

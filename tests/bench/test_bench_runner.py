@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import report
 from benchmarks.contenders import BASELINE
 from benchmarks.runner import Settings, run, select
 from benchmarks.schema import validate
@@ -101,3 +102,43 @@ def test_not_applicable_contenders_are_listed(tmp_path: Path) -> None:
     }
     assert w.order == [BASELINE]
     assert validate(doc) == []
+
+
+def test_a_rotating_workload_turns_the_order_every_repeat(tmp_path: Path) -> None:
+    w = FakeWorkload()
+    w.rotate = True
+    run(
+        Settings(profile="smoke", repeat=3, scratch=str(tmp_path)),
+        contenders=[FakeContender(BASELINE), FakeContender("b"), FakeContender("c")],
+        workloads=[w],
+    )
+    warm = [BASELINE, "b", "c"]
+    assert w.order == [*warm, BASELINE, "b", "c", "b", "c", BASELINE, "c", BASELINE, "b"]
+
+
+class NeedsAPackage(FakeWorkload):
+    def missing(self) -> str | None:
+        return "somepackage is not installed"
+
+
+def test_a_workload_that_cannot_run_here_reports_every_contender_skipped(tmp_path: Path) -> None:
+    w = NeedsAPackage()
+    doc = run(
+        Settings(profile="smoke", repeat=2, scratch=str(tmp_path)),
+        contenders=_contenders(),
+        workloads=[w],
+    )
+    assert validate(doc) == []
+    assert w.order == [] and w.prepared == 0
+    results = doc["workloads"]["fake"]["results"]
+    assert {n: r["status"] for n, r in results.items()} == {
+        BASELINE: "missing",
+        "fast": "missing",
+        "absent": "missing",
+        "flaky": "missing",
+    }
+    assert results["fast"]["error"] == "somepackage is not installed"
+    assert results["absent"]["error"] == "absent is not installed"
+    table = report.terminal_table(doc)
+    assert "skipped: fast: somepackage is not installed" in table
+    assert "skipped: absent" not in table  # missing itself, listed once under "missing:"

@@ -1,19 +1,27 @@
-"""``benchmarks.fastapi_serve`` and ``benchmarks.http_load``: the FastAPI-under-uvicorn
-comparison.
+"""The ``fastapi`` workload (``benchmarks.workloads.fastapi_uvicorn``), its front end
+``benchmarks.fastapi_serve`` and the stdlib load generator ``benchmarks.http_load``.
 
-Functional checks only: wrk's output parsed, ratios paired by round, the stdlib load
-generator against a tiny server, and one short real round (one server, one case, one
-second, the stdlib generator). The numbers come from ``python -m benchmarks.fastapi_serve``.
+Functional checks: wrk's output parsed, the issue's targets judged from a results entry,
+the stdlib load generator against a tiny server, the fallback when wrk is absent, and
+short real runs (real uvicorn, real FastAPI, the stdlib generator) through the harness
+and through the standalone command. The numbers come from ``python -m benchmarks run
+--workloads fastapi`` or ``python -m benchmarks.fastapi_serve``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from benchmarks import fastapi_serve, http_load
+from benchmarks import fastapi_serve, http_load, plots, report
+from benchmarks.contenders import BASELINE, all_contenders
+from benchmarks.runner import Settings, run
+from benchmarks.schema import validate
+from benchmarks.workloads.fastapi_uvicorn import ROUTED, FastAPIServe, load, targets, verdicts
 
 WRK_OUTPUT = """\
 Running 3s test @ http://127.0.0.1:8000/json
@@ -32,29 +40,44 @@ Transfer/sec:    500.00KB
 """
 
 
-def test_wrk_output_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Done:
-        stdout = WRK_OUTPUT
-
-    monkeypatch.setattr(fastapi_serve.subprocess, "run", lambda *a, **k: Done())
-    result = fastapi_serve.load("/usr/bin/wrk", "http://127.0.0.1:1/json", 32, 3)
+def test_wrk_output_is_parsed(tmp_path: Path) -> None:
+    # A stand-in for wrk that prints wrk's output: the parser is what is under test.
+    wrk = tmp_path / "wrk"
+    wrk.write_text(f"#!/bin/sh\ncat <<'EOF'\n{WRK_OUTPUT}EOF\n")
+    wrk.chmod(0o755)
+    result = load(str(wrk), "http://127.0.0.1:1/json", 32, 3)
     assert result == {"rps": 3333.33, "p50_ms": 8.2, "p99_ms": 1200.0, "errors": 3.0}
 
 
-def test_ratios_are_taken_within_each_round() -> None:
-    def m(rps: float) -> dict[str, float]:
-        return {"rps": rps, "p50_ms": 1.0, "p99_ms": 2.0, "lag_p99_ms": 0.5}
+def _entry(ratios: dict[str, float], lag_ms: float, cases: list[str]) -> dict[str, Any]:
+    def metrics(case: str) -> dict[str, Any]:
+        r = ratios[case]
+        return {
+            "rps": {"median": 100 * r, "ratio": {"median": r, "min": r, "max": r, "n": 1}},
+            "lag_p99_ms": {"median": lag_ms, "ratio": None},
+        }
 
-    results = {
-        "asyncio": {"json": [m(100), m(200), m(100)]},
-        "sysletloop-anyio": {"json": [m(150), m(200), m(300)]},
+    return {
+        "params": {"cases": cases},
+        "targets": targets(),
+        "results": {ROUTED: {"cases": {c: {"metrics": metrics(c)} for c in ratios}}},
     }
-    case = fastapi_serve.Case("json", "/json", 32, 1.25)
-    rows = fastapi_serve.summarize(results, [case])
-    routed = rows[1]
-    assert routed["ratio"] == {"median": 1.5, "min": 1.0, "max": 3.0, "n": 3}
-    assert routed["met"] is True
-    assert "MISSED" not in fastapi_serve.render(rows, "wrk")
+
+
+def test_targets_are_judged_on_the_median_ratio_and_the_lag() -> None:
+    cases = ["json", "sleep", "sqlite", "file", "async-json"]
+    fast = _entry({c: 3.5 for c in cases}, lag_ms=4.0, cases=cases)
+    assert [v.met for v in verdicts(fast)] == [True] * 5
+    lagging = _entry({c: 3.5 for c in cases}, lag_ms=6.0, cases=cases)
+    met = {v.case: v.met for v in verdicts(lagging)}
+    assert met == {"json": True, "sleep": False, "sqlite": True, "file": True, "async-json": True}
+    short = _entry({"json": 1.2, "sleep": 3.5}, lag_ms=1.0, cases=["json", "sleep", "file"])
+    judged = {v.case: v for v in verdicts(short)}
+    assert set(judged) == {"json", "sleep", "file"}  # only the cases that were run
+    assert judged["json"].met is False and "MISSED" in judged["json"].text()
+    assert judged["file"].met is None and "not measured" in judged["file"].text()
+    section = "\n".join(report._md_fastapi(short))  # a case with no ratio renders too
+    assert "| `file` |  |  | >= 1.5x: not measured |" in section
 
 
 def test_the_stdlib_load_generator_counts_answers() -> None:
@@ -81,13 +104,65 @@ def test_the_stdlib_load_generator_counts_answers() -> None:
     assert 0 < result["p50_ms"] <= result["p99_ms"]
 
 
-def test_one_short_real_round(tmp_path: Path) -> None:
-    fastapi_serve.fastapi_app.prepare(tmp_path)
-    servers = [s for s in fastapi_serve.SERVERS if s.name == "sysletloop-anyio"]
-    cases = [c for c in fastapi_serve.CASES if c.name == "json"]
-    results = fastapi_serve.measure(
-        servers, cases, 1, 1.0, None, tmp_path, tmp_path / "uvicorn.log"
+def test_without_wrk_the_stdlib_generator_is_used_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    w = FastAPIServe()
+    state = w.prepare(str(tmp_path), w.params("quick"))
+    assert state.wrk is None and state.generator_note.endswith("(wrk is not on PATH)")
+    with pytest.raises(RuntimeError, match="wrk is not on PATH"):
+        w.prepare(str(tmp_path), {**w.params("quick"), "generator": "wrk"})
+
+
+def _available(*names: str) -> None:
+    for c in all_contenders():
+        if c.name in names and not c.probe().available:
+            pytest.skip(f"{c.name} missing: {c.probe().reason}")
+
+
+def test_the_workload_runs_in_the_harness(tmp_path: Path) -> None:
+    _available(BASELINE, ROUTED)
+    w = FastAPIServe(cases=["json", "async-json"])
+    doc = run(
+        Settings(profile="smoke", repeat=2, warmup=False, loops=[ROUTED, "trio"]),
+        str(tmp_path),
+        workloads=[w],
     )
-    (metrics,) = results["sysletloop-anyio"]["json"]
-    assert metrics["rps"] > 0 and metrics["errors"] == 0
-    assert metrics["lag_p99_ms"] >= 0
+    assert validate(doc) == []
+    entry = doc["workloads"]["fastapi"]
+    assert entry["results"].get("trio", {}).get("status") in (None, "not_applicable", "missing")
+    routed = entry["results"][ROUTED]
+    assert routed["status"] == "ok", routed.get("traceback")
+    for case in ("json", "async-json"):
+        c = routed["cases"][case]
+        assert c["metrics"]["rps"]["median"] > 0 and c["metrics"]["errors"]["max"] == 0
+        assert c["metrics"]["rps"]["ratio"]["n"] == 2  # paired with stock asyncio, per repeat
+        assert c["metrics"]["lag_p99_ms"]["median"] >= 0
+        assert c["extra"]["generator"] == "benchmarks.http_load (asked for)"
+        assert c["extra"]["loop_stats_end"]["inline_completions"] >= 0  # syslet_stats()
+    assert entry["results"][BASELINE]["cases"]["json"]["extra"]["loop_stats_end"] is None
+    table = report.terminal_table(doc)
+    assert "target json: sysletloop-anyio req/s x" in table
+    assert "target sleep" not in table  # not run, not judged
+    markdown = report.markdown(doc)
+    assert "Targets (issue 11)" in markdown and "benchmarks.http_load" in markdown
+    if plots.available() is None:
+        figures = plots.render(doc, str(tmp_path))
+        assert figures == {"fastapi": ["plots/fastapi.png"]}
+        assert (tmp_path / "plots" / "fastapi.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_standalone_command_is_the_workload(tmp_path: Path) -> None:
+    _available(BASELINE, ROUTED)
+    out = tmp_path / "fastapi.json"
+    argv = ["--servers", "sysletloop-anyio", "--cases", "json", "--rounds", "1"]
+    argv += ["--seconds", "0.5", "--no-wrk", "--json", str(out)]
+    assert fastapi_serve.main(argv) == 0
+    doc = json.loads(out.read_text())
+    assert validate(doc) == []
+    assert doc["settings"]["loops"] == [BASELINE, ROUTED]
+    entry = doc["workloads"]["fastapi"]
+    assert entry["params"]["seconds"] == 0.5 and entry["params"]["cases"] == ["json"]
+    (rps,) = entry["results"][ROUTED]["cases"]["json"]["metrics"]["rps"]["values"]
+    assert rps > 0

@@ -1,0 +1,439 @@
+"""Workload 10, FastAPI ``def`` endpoints under uvicorn (issue 11: served syslet-style).
+
+FastAPI and Starlette run every ``def`` endpoint, sync dependency and ``FileResponse``
+through ``anyio.to_thread.run_sync``: anyio's own worker threads behind 40 tokens, a path
+that never meets ``run_in_executor``. The loop option ``route_anyio`` sends it down the
+syslet path instead. This workload serves one FastAPI app (``benchmarks.fastapi_app``)
+with a real uvicorn process on 127.0.0.1 per contender and repeat, ``--loop`` set to the
+contender's loop, and puts each case under a closed-loop load:
+
+========== =========================================== ===== ==========================
+case       endpoint                                    conns target (``sysletloop-anyio``
+                                                             req/s vs stock asyncio)
+========== =========================================== ===== ==========================
+json       ``def``, a small JSON object                32    >= 1.25
+sleep      ``def``, ``time.sleep(0.05)``               256   >= 3, loop lag p99 <= 5 ms
+sqlite     ``def``, one row of a SQLite database file  32    >= 1.25
+file       ``FileResponse`` of a 64 KiB file           32    >= 1.5
+async-json ``async def``, a small JSON object          32    >= 0.97 (the option is free)
+========== =========================================== ===== ==========================
+
+Glossary
+--------
+server
+    One ``uvicorn benchmarks.fastapi_app:app --loop L`` process, started for one repeat of
+    one contender and stopped after its last case. ``L`` is the contender's
+    ``uvicorn_loop``: ``asyncio`` for the baseline (stock asyncio; on this workload
+    ``asyncio-to_thread`` names the stock loop, its endpoints on anyio's threads),
+    ``uvloop``, ``sysletloop:new_event_loop``, ``sysletloop:new_anyio_event_loop``.
+load generator
+    wrk when it is on PATH, else :mod:`benchmarks.http_load` (stdlib asyncio: far more CPU
+    per request than wrk, so it caps what a small machine can measure). Every case
+    records the one used (``extra.generator``) and the report names it. wrk takes whole
+    seconds, so a window under one second runs for one.
+loop lag
+    How late a 1 ms timer in the server fired (``/_lag``), over the measured window.
+
+Per case: ``warmup_s`` of load that is not recorded (the server is new: the predictor has
+seen nothing), a reset of the lag window, ``seconds`` of load, then the lag and the loop's
+own counters (``/_stats``). The runner pairs the repeats and takes the ratios; the order
+of the contenders is rotated every repeat (``rotate``), as ``benchmarks.fastapi_serve``
+did before it became a front end to this workload.
+
+Threads: everything here runs in the harness's main thread; the load is in child
+processes (uvicorn, wrk).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.contenders.base import ASGI, Contender
+from benchmarks.machine import package_version
+from benchmarks.workloads.base import CaseResult, Cases, Metric, Profile, Workload
+
+ROOT = Path(__file__).resolve().parents[2]
+ROUTED = "sysletloop-anyio"  # the contender the targets are about
+UVICORN_MIN = (0, 36)  # the first uvicorn whose --loop takes a module:attr loop factory
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: str
+    conns: int
+    target: float  # the issue's target for ROUTED / stock asyncio req/s (median of ratios)
+    lag_target_ms: float | None = None
+
+
+CASES = (
+    Case("json", "/json", 32, 1.25),
+    Case("sleep", "/sleep", 256, 3.0, lag_target_ms=5.0),
+    Case("sqlite", "/sqlite", 32, 1.25),
+    Case("file", "/file", 32, 1.5),
+    Case("async-json", "/async-json", 32, 0.97),
+)
+CASE_NAMES = tuple(c.name for c in CASES)
+
+
+# ---------------------------------------------------------------------------------------
+# The load generator
+# ---------------------------------------------------------------------------------------
+
+
+def find_wrk(install: bool) -> str | None:
+    """wrk's path; with ``install``, ``apt-get install wrk`` is tried first when root."""
+    wrk = shutil.which("wrk")
+    if wrk is None and install and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+            subprocess.run(argv, env=env, capture_output=True, check=False)
+        wrk = shutil.which("wrk")
+    return wrk
+
+
+_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _wrk_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"wrk latency {text!r}")
+    return float(match[1]) * _WRK_UNITS[match[2]]
+
+
+def _wrk_field(pattern: str, out: str) -> str:
+    match = re.search(pattern, out, re.M)
+    if match is None:
+        raise RuntimeError(f"wrk output has no {pattern!r}:\n{out}")
+    return match[1]
+
+
+def load(wrk: str | None, url: str, conns: int, seconds: float) -> dict[str, float]:
+    """Closed-loop load on ``url``: req/s, latency p50/p99 (ms), errors."""
+    if wrk is None:
+        argv = [sys.executable, "-m", "benchmarks.http_load", url,
+                f"--conns={conns}", f"--seconds={seconds}"]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
+        result: dict[str, float] = json.loads(done.stdout)
+        return result
+    threads = min(conns, max(1, (os.cpu_count() or 2)))
+    duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
+    argv = [wrk, f"-t{threads}", f"-c{conns}", duration, "--timeout=10s", "--latency", url]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    errors = 0.0
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += float(m[1])
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(float(g) for g in m.groups())
+    return {
+        "rps": float(_wrk_field(r"Requests/sec:\s+([\d.]+)", out)),
+        "p50_ms": _wrk_ms(_wrk_field(r"^\s+50%\s+(\S+)", out)),
+        "p99_ms": _wrk_ms(_wrk_field(r"^\s+99%\s+(\S+)", out)),
+        "errors": errors,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# A server
+# ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Running:
+    """One uvicorn process serving ``benchmarks.fastapi_app`` with ``--loop loop``."""
+
+    def __init__(self, name: str, loop: str, data_dir: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        env = dict(os.environ, SYSLETLOOP_BENCH_DIR=str(data_dir))
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "benchmarks.fastapi_app:app",
+                 "--host", "127.0.0.1", "--port", str(self.port), "--loop", loop,
+                 "--no-access-log", "--log-level", "warning"],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.get("/async-json")
+                return
+            except OSError as exc:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"{name}: uvicorn --loop {loop} did not start: {self.log_tail()}"
+                    ) from exc
+                time.sleep(0.1)
+
+    def get(self, path: str, method: str = "GET") -> Any:
+        request = urllib.request.Request(self.url + path, method=method)
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return json.loads(reply.read())
+
+    def log_tail(self) -> str:
+        """The server log's last line (an error's last line is its message)."""
+        try:
+            lines = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return lines[-1] if lines else "(empty log)"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def measure_case(
+    running: Running, case: Case, wrk: str | None, seconds: float, warmup_s: float
+) -> CaseResult:
+    """One case on a running server: warm-up (not recorded), then the measured window."""
+    url = running.url + case.path
+    if warmup_s > 0:
+        load(wrk, url, case.conns, warmup_s)
+    running.get("/_lag/reset", "POST")
+    metrics = load(wrk, url, case.conns, seconds)
+    lag = running.get("/_lag")
+    return CaseResult(
+        metrics={
+            "rps": metrics["rps"],
+            "p50_ms": metrics["p50_ms"],
+            "p99_ms": metrics["p99_ms"],
+            "lag_p99_ms": float(lag["p99_ms"]),
+            "errors": float(metrics.get("errors", 0.0)),
+        },
+        extra={
+            "generator": generator_name(wrk),
+            "lag_max_ms": float(lag["max_ms"]),
+            "loop_stats_end": running.get("/_stats") or None,
+        },
+    )
+
+
+def generator_name(wrk: str | None) -> str:
+    return "wrk" if wrk else "benchmarks.http_load"
+
+
+# ---------------------------------------------------------------------------------------
+# The workload
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ServeState:
+    data_dir: Path
+    log: Path
+    wrk: str | None
+    generator_note: str  # which generator, and why (recorded in every case's extra)
+
+
+class FastAPIServe(Workload[ServeState]):
+    """The workload; the keyword arguments override a profile's parameters (the
+    ``benchmarks.fastapi_serve`` command's options)."""
+
+    name = "fastapi"
+    number = 10
+    title = "FastAPI def endpoints under uvicorn"
+    claim = (
+        "With `uvicorn --loop sysletloop:new_anyio_event_loop` (route_anyio), FastAPI's "
+        "thread work takes the syslet path: against stock asyncio, a `def` endpoint "
+        "returning small JSON or reading a SQLite row serves >= 1.25x the requests, one "
+        "blocked in `time.sleep(0.05)` at 256 connections >= 3x with loop lag p99 <= 5 ms, "
+        "a 64 KiB `FileResponse` >= 1.5x, and an `async def` endpoint >= 0.97x (the option "
+        "costs nothing)"
+    )
+    paper = "issue 11"
+    needs = frozenset({ASGI})
+    rotate = True
+    metrics = (
+        Metric("rps", "req/s", "higher", "answered requests per second (load generator)"),
+        Metric("p50_ms", "ms", "lower", "median request latency (load generator)"),
+        Metric("p99_ms", "ms", "lower", "99th percentile request latency (load generator)"),
+        Metric("lag_p99_ms", "ms", "lower", "p99 lateness of a 1 ms timer in the server"),
+        Metric("errors", "req", "lower", "non-2xx answers and socket errors"),
+    )
+    headline = (
+        ("json", "rps"),
+        ("sleep", "rps"),
+        ("sleep", "lag_p99_ms"),
+        ("sqlite", "rps"),
+        ("file", "rps"),
+        ("async-json", "rps"),
+    )
+
+    def __init__(
+        self,
+        *,
+        seconds: float | None = None,
+        warmup_s: float | None = None,
+        cases: Sequence[str] | None = None,
+        generator: str | None = None,
+        install_wrk: bool = False,
+    ) -> None:
+        unknown = set(cases or ()) - set(CASE_NAMES)
+        if unknown:
+            raise ValueError(f"unknown case(s): {', '.join(sorted(unknown))}")
+        if generator not in (None, "wrk", "http_load"):
+            raise ValueError(f"generator {generator!r}: wrk or http_load")
+        self._overrides: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "seconds": seconds,
+                "warmup_s": warmup_s,
+                "cases": list(cases) if cases else None,
+                "generator": generator,
+            }.items()
+            if v is not None
+        }
+        self._install_wrk = install_wrk
+
+    def params(self, profile: Profile) -> dict[str, Any]:
+        # quick: 1 s per case after 1 s of warm-up (wrk's floor): 141 s for the four
+        # servers and 3 repeats on 2 shared vCPUs. full: 5 s, about 10 minutes at 5
+        # repeats (benchmarks.fastapi_serve's own default is 10 s per case).
+        params: dict[str, Any] = {
+            "seconds": {"smoke": 0.3, "quick": 1.0, "full": 5.0}[profile],
+            "warmup_s": {"smoke": 0.0, "quick": 1.0, "full": 1.0}[profile],
+            "cases": ["json", "sleep"] if profile == "smoke" else list(CASE_NAMES),
+            # smoke: the stdlib generator, whose window can be a fraction of a second
+            "generator": "http_load" if profile == "smoke" else "auto",
+        }
+        return {**params, **self._overrides}
+
+    def warmup_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        # Each repeat's server is new and warms itself up per case (warmup_s): the runner's
+        # warm-up run only has to start one server and load it once (imports, page cache).
+        seconds = min(1.0, float(params["seconds"]))
+        return {**params, "cases": [params["cases"][0]], "warmup_s": 0.0, "seconds": seconds}
+
+    def missing(self) -> str | None:
+        for module in ("fastapi", "uvicorn"):
+            if package_version(module) is None:
+                return f"{module} is not installed (pip install 'sysletloop[bench]')"
+        version = package_version("uvicorn") or "0"
+        numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
+        if numbers < UVICORN_MIN:
+            return f"uvicorn {version} has no module:attr --loop (needs 0.36 or later)"
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "targets": targets()}
+
+    def prepare(self, scratch: str, params: Mapping[str, Any]) -> ServeState:
+        from benchmarks import fastapi_app  # imports fastapi: only once the workload runs
+
+        data_dir = Path(scratch) / "fastapi"
+        fastapi_app.prepare(data_dir)
+        wrk = None
+        note = "benchmarks.http_load (asked for)"
+        if params["generator"] != "http_load":
+            wrk = find_wrk(install=self._install_wrk)
+            note = "wrk" if wrk else "benchmarks.http_load (wrk is not on PATH)"
+            if wrk is None and params["generator"] == "wrk":
+                raise RuntimeError("wrk is not on PATH (apt-get install wrk)")
+        return ServeState(data_dir, data_dir / "uvicorn.log", wrk, note)
+
+    def measure(self, contender: Contender, state: ServeState, params: Mapping[str, Any]) -> Cases:
+        loop = contender.uvicorn_loop
+        if loop is None:
+            raise TypeError(f"{contender.name} has no uvicorn loop")
+        by_name = {c.name: c for c in CASES}
+        running = Running(contender.name, loop, state.data_dir, state.log)
+        cases: Cases = {}
+        try:
+            for name in params["cases"]:
+                result = measure_case(
+                    running,
+                    by_name[name],
+                    state.wrk,
+                    float(params["seconds"]),
+                    float(params["warmup_s"]),
+                )
+                result.extra["generator"] = state.generator_note
+                cases[name] = result
+        finally:
+            running.stop()
+        if "Traceback" in (text := _read(state.log)):
+            raise RuntimeError(f"{contender.name}: the server logged an error: {text[-2000:]}")
+        return cases
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def targets() -> dict[str, Any]:
+    """The issue's targets, as recorded in results.json (``workloads.fastapi.targets``)."""
+    return {
+        "contender": ROUTED,
+        "cases": {c.name: {"rps_ratio": c.target, "lag_p99_ms": c.lag_target_ms} for c in CASES},
+    }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One case's target, against one run's numbers."""
+
+    case: str
+    ratio: Mapping[str, Any] | None  # SPREAD of ROUTED's req/s ratio, or None
+    target: float
+    lag_p99_ms: float | None  # ROUTED's median lag p99
+    lag_target_ms: float | None
+    met: bool | None  # None: not measured
+
+    def text(self) -> str:
+        want = f">= {self.target:g}x" + (
+            f", lag p99 <= {self.lag_target_ms:g} ms" if self.lag_target_ms is not None else ""
+        )
+        if self.met is None:
+            return f"{want}: not measured"
+        return f"{want}: {'met' if self.met else 'MISSED'}"
+
+
+def verdicts(w: Mapping[str, Any]) -> list[Verdict]:
+    """Per case of a ``fastapi`` results entry: did the routed contender meet its target?"""
+    goal = w.get("targets") or targets()
+    result = w["results"].get(goal["contender"], {})
+    out = []
+    for case, t in goal["cases"].items():
+        if case not in w["params"].get("cases", ()):
+            continue  # not run: no verdict at all
+        measured = result.get("cases", {}).get(case, {}).get("metrics", {})
+        ratio = (measured.get("rps") or {}).get("ratio")
+        lag = (measured.get("lag_p99_ms") or {}).get("median")
+        met: bool | None = None
+        if ratio is not None:
+            met = ratio["median"] >= t["rps_ratio"]
+            if t["lag_p99_ms"] is not None:
+                met = met and lag is not None and lag <= t["lag_p99_ms"]
+        out.append(Verdict(case, ratio, t["rps_ratio"], lag, t["lag_p99_ms"], met))
+    return out
