@@ -586,6 +586,8 @@ class SysletEventLoop(TakeBackLoop):
         state.suspend()
         cell: list[object] = [call]
         sy.inline = cell
+        profile = call.profile
+        cpu = time.thread_time() if profile.timed_cpu else -1.0  # see _profile: waiting
         if hand_off and self._hand_off(cell):
             call.sent_away = True  # its outcome teaches the predictor as a spare's does
             call.started = time.monotonic()
@@ -609,11 +611,10 @@ class SysletEventLoop(TakeBackLoop):
         elapsed = time.monotonic() - call.started
         if elapsed > sy.stall_after:
             self._note_long_inline()
-        profile = call.profile
         if elapsed < _profile.SLOW_CALL and not (profile.last_blocked or profile.slow_streak):
             profile.inline += 1  # note_inline's common case (nothing to forget), inlined
         else:
-            profile.note_inline(elapsed)
+            profile.note_inline(elapsed, time.thread_time() - cpu if cpu >= 0 else None)
         self._deliver(call)
         return True
 

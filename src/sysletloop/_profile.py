@@ -7,10 +7,16 @@ created afresh on every call -- share a profile).
 
 The predictor (Go's ``entersyscallblock``, learned instead of declared): a callable is
 *predicted to block* when its last call blocked past the threshold, or when its last two
-inline calls each ran at least ``SLOW_CALL`` (a 100 us O_DIRECT read never reaches a 1 ms
-threshold, but run inline one after another such reads cannot overlap, and each stalls
-the loop). A predicted call is handed to a spare thread at once instead of running
-inline. The predictor forgets in two ways:
+inline calls each *waited* at least ``SLOW_CALL`` (a 100 us O_DIRECT read never reaches
+a 1 ms threshold, but run inline one after another such reads cannot overlap, and each
+stalls the loop). Waiting is the time a call spends off the CPU (its wall time less its
+thread's CPU time): what a spare thread could overlap with the loop's work. A call that
+spends its time computing (a sqlite3 query on a cached database, parsing, hashing a
+small buffer) gains nothing from a spare and pays the hand-overs, so it stays inline
+however long it takes, short of the threshold. The CPU time is read
+(``time.thread_time``, a system call) only for callables already seen slow: the first
+slow call counts as waiting, and the next one tells. A predicted call is handed to a
+spare thread at once instead of running inline. The predictor forgets in two ways:
 
 * its time on the spare is measured, and under ``SLOW_CALL`` means it would not have
   hurt inline: the prediction is dropped. (A slow time there proves little: a call that
@@ -42,7 +48,7 @@ __all__ = ["MAX_PROFILES", "CallableStats", "Profile", "ProfileTable", "profile_
 # program creating fresh callables (not sharing code) cannot grow it without bound.
 MAX_PROFILES = 1024
 
-# A call running this long inline is "slow": long enough that a thread hand-off (tens of
+# A call waiting this long inline is "slow": long enough that a thread hand-off (tens of
 # us) costs less than the stall, far above what calls that do not block take (cached
 # pread, stat, getaddrinfo of an address, a keyed sqlite query: p99 <= 10 us measured by
 # benchmarks.threshold_choice), and below an O_DIRECT 4 KiB read on a VM (~100 us).
@@ -99,6 +105,7 @@ class Profile:
         "predicted",
         "probe_interval",
         "slow_streak",
+        "timed_cpu",
         "until_probe",
         "warned",
     )
@@ -116,6 +123,9 @@ class Profile:
         self.probe_interval = PROBE_FIRST
         self.until_probe = 0  # predictions left before the next inline probe
         self.warned = False
+        # Set once a call ran inline for SLOW_CALL or more: from then on the loop reads
+        # the thread's CPU time around its inline calls, to tell waiting from computing.
+        self.timed_cpu = False
 
     def should_send_away(self) -> bool:
         """Called once per call about to start: send it to a spare thread?"""
@@ -138,9 +148,12 @@ class Profile:
         self.slow_streak = 0
         self.probe_interval = PROBE_FIRST
 
-    def note_inline(self, seconds: float) -> None:
+    def note_inline(self, seconds: float, cpu: float | None = None) -> None:
+        """An inline call took ``seconds``, ``cpu`` of them on the CPU (None: not read)."""
         self.inline += 1
         if seconds >= SLOW_CALL:
+            self.timed_cpu = True
+        if seconds >= SLOW_CALL and (cpu is None or seconds - cpu >= SLOW_CALL):
             self.slow_streak += 1
             if self.slow_streak >= 2:
                 self._predict()

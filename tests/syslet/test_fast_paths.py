@@ -15,7 +15,7 @@ import pytest
 
 import sysletloop
 from sysletloop._nowait import NowaitReads, positional_read
-from sysletloop._profile import PROBE_FIRST
+from sysletloop._profile import PROBE_FIRST, SLOW_CALL, Profile
 
 from .helpers import this_loop
 
@@ -292,6 +292,54 @@ def test_calls_that_are_slow_but_under_the_threshold_are_sent_away_after_two(
 
     # block_threshold: so that a late 200 us sleep never migrates
     sysletloop.run(main(), block_threshold=0.05, home_affinity=affinity)
+
+
+def test_the_predictor_counts_waiting_not_computing() -> None:
+    # Two slow inline calls predict only if each spent SLOW_CALL off the CPU; the CPU
+    # time is read once a call was seen slow, so the first slow call counts as waiting.
+    computes = Profile("computes")
+    computes.note_inline(4 * SLOW_CALL)  # first slow call: CPU time not read yet
+    assert computes.timed_cpu and computes.slow_streak == 1
+    computes.note_inline(4 * SLOW_CALL, cpu=3.9 * SLOW_CALL)  # busy: the streak ends
+    computes.note_inline(4 * SLOW_CALL, cpu=3.9 * SLOW_CALL)
+    assert not computes.last_blocked and computes.slow_streak == 0
+    waits = Profile("waits")
+    waits.note_inline(4 * SLOW_CALL)
+    waits.note_inline(4 * SLOW_CALL, cpu=0.2 * SLOW_CALL)  # mostly off the CPU
+    assert waits.last_blocked
+    fast = Profile("fast")
+    fast.note_inline(SLOW_CALL / 10)
+    assert not fast.timed_cpu  # fast callables never pay for the CPU clock
+
+
+@pytest.mark.parametrize("affinity", [False, True], ids=["away", "home"])
+def test_a_call_that_computes_for_longer_than_slow_call_stays_inline(affinity: bool) -> None:
+    # 4 x SLOW_CALL of computation, repeatedly: a spare would only add hand-overs, so
+    # every call runs inline on the loop's thread. (A shared machine can preempt a call
+    # for SLOW_CALL twice in a row and so predict it once: a round is retried then.)
+    def computes() -> int:
+        end = time.thread_time() + 4 * SLOW_CALL
+        while time.thread_time() < end:
+            pass
+        return threading.get_native_id()
+
+    async def main() -> bool:
+        loop = this_loop()
+        me = threading.get_native_id()
+        ran_on = [await sysletloop.call(computes) for _ in range(12)]
+        stats = loop.syslet_stats()
+        assert stats.migrations == 0
+        if stats.predicted_blocking:
+            return False
+        assert ran_on == [me] * 12
+        (profile,) = [p for p in loop.syslet_callables() if "computes" in p.name]
+        assert (profile.inline_completions, profile.predicted) == (12, 0)
+        return True
+
+    rounds = [
+        sysletloop.run(main(), block_threshold=0.05, home_affinity=affinity) for _ in range(3)
+    ]
+    assert any(rounds), "predicted in every round: computing was taken for waiting"
 
 
 def test_a_slow_callable_that_gets_fast_comes_back_inline() -> None:
