@@ -38,6 +38,16 @@ The operations (each on the stock loop and on the syslet loop, same Python):
 ``call``           ``await sysletloop.call(len, b)`` (syslet loop only).
 ``eager``          ``await sysletloop.call_eager(len, b)`` (syslet loop only; beside it,
                    stock's column holds a direct ``len(b)`` inside the coroutine).
+
+Where the fast path's instructions go (``--breakdown``): ``run_in_executor`` is counted
+on the syslet loop as it is, then with one piece of the syslet machinery at a time
+replaced by a C-level no-op of the same shape (``PIECES``), so that the difference is
+what that piece costs per call: the thread-state switch around the inline call
+(``OwnerThreadState.suspend``/``resume``), the watchdog's arm and disarm, and the
+predictor's profile lookup. What remains beside stock's ``future_rt`` is the call's
+record, the pending queue and delivering the outcome. The replacements change nothing
+else on that path (a call of ``len`` never blocks, is never predicted, and runs with no
+async generator or running loop in sight).
 """
 
 from __future__ import annotations
@@ -67,6 +77,8 @@ OPERATIONS = (
     "eager",
 )
 SYSLET_ONLY = frozenset({"call", "eager"})
+# --breakdown: run_in_executor on the syslet loop with one piece replaced by a no-op.
+PIECES = ("thread_state", "watchdog", "profile")
 DEFAULT_N = 2000
 # The loop's clock-driven decisions, scaled to a program running under valgrind.
 VALGRIND_THRESHOLD = 60.0  # seconds: the largest block_threshold the loop accepts
@@ -188,9 +200,12 @@ def _child(name: str, loop: str, n: int) -> None:
     from sysletloop import _profile, _takeback
 
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    loop, _, without = loop.partition(":")  # "syslet:watchdog": without the watchdog
     if loop == "syslet":
         factory = functools.partial(sysletloop.new_event_loop, block_threshold=VALGRIND_THRESHOLD)
     op = _operation(name, loop)
+    if without:
+        op = _without(without, op)
 
     async def main() -> None:
         await op(max(1, n // 10))
@@ -205,6 +220,42 @@ def _child(name: str, loop: str, n: int) -> None:
             runner.run(main())
     finally:
         _profile.SLOW_CALL, _takeback.SLOW_CALL = saved  # type: ignore[misc]
+
+
+def _without(piece: str, op: Callable[[int], Awaitable[None]]) -> Callable[[int], Awaitable[None]]:
+    """``op``, on a syslet loop with ``piece`` replaced by a C-level no-op (--breakdown)."""
+    import time
+    import types
+
+    from sysletloop import _profile
+    from sysletloop._threadstate import OwnerThreadState
+
+    if piece not in PIECES:
+        raise ValueError(f"unknown piece {piece!r}; expected one of {PIECES}")
+
+    async def run(n: int) -> None:
+        loop: Any = asyncio.get_running_loop()
+        sy = loop._syslet
+        saved = (OwnerThreadState.suspend, OwnerThreadState.resume, sy.profiles)
+        await op(1)  # the loop starts its threads (and its watchdog) at the first call
+        watchdog = sy.watchdog
+        try:
+            if piece == "thread_state":
+                # object.__init__(state): a C call that does nothing
+                OwnerThreadState.suspend = OwnerThreadState.resume = object.__init__  # type: ignore[method-assign,assignment]
+            elif piece == "watchdog":
+                # arm(cell) -> a number (id(cell): elapsed comes out negative, "fast"),
+                # disarm() -> a float: both C, both without effect.
+                sy.watchdog = types.SimpleNamespace(arm=id, disarm=time.monotonic)
+            else:
+                profile = _profile.Profile("len")
+                sy.profiles = types.SimpleNamespace(get={len: profile}.get)  # dict.get: C
+            await op(n)
+        finally:
+            OwnerThreadState.suspend, OwnerThreadState.resume, sy.profiles = saved  # type: ignore[method-assign]
+            sy.watchdog = watchdog
+
+    return run
 
 
 # ---------------------------------------------------------------- the parent
@@ -256,6 +307,31 @@ def measure(python: str, operations: list[str], n: int) -> list[dict[str, Any]]:
     return rows
 
 
+def breakdown(python: str, n: int) -> list[dict[str, Any]]:
+    """run_in_executor on the syslet loop, whole and without each piece; future_rt on
+    stock beside it."""
+
+    def per_op(loop: str, name: str = "run_in_executor") -> float:
+        return (_instructions(python, name, loop, 2 * n) - _instructions(python, name, loop, n)) / n
+
+    whole = per_op("syslet")
+    rows = [{"piece": "stock future_rt (the floor)", "instructions": per_op("stock", "future_rt")}]
+    rows.append({"piece": "run_in_executor, whole", "instructions": whole})
+    for piece in PIECES:
+        rows.append({"piece": piece, "instructions": whole - per_op(f"syslet:{piece}")})
+    return rows
+
+
+def _breakdown_table(python_version: str, rows: list[dict[str, Any]]) -> str:
+    lines = [
+        f"run_in_executor(None, len, b) on sysletloop, Python {python_version}: "
+        "instructions per call, and what each piece costs of them",
+    ]
+    for row in rows:
+        lines.append(f"{row['piece']:<32} {row['instructions']:>10,.0f}")
+    return "\n".join(lines)
+
+
 def _table(python_version: str, rows: list[dict[str, Any]]) -> str:
     lines = [
         f"instructions per operation, Python {python_version} (callgrind, (I(2N)-I(N))/N)",
@@ -274,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=DEFAULT_N, help="operations in the base run")
     parser.add_argument("--ops", nargs="+", choices=OPERATIONS, default=list(OPERATIONS))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="where run_in_executor's instructions go"
+    )
     parser.add_argument("--child", nargs=3, metavar=("OP", "LOOP", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -289,11 +368,16 @@ def main(argv: list[str] | None = None) -> int:
         text=True,
         check=True,
     ).stdout.strip()
-    rows = measure(args.python, args.ops, args.n)
+    if args.breakdown:
+        rows = breakdown(args.python, args.n)
+        text = _breakdown_table(version, rows)
+    else:
+        rows = measure(args.python, args.ops, args.n)
+        text = _table(version, rows)
     if args.json:
         print(json.dumps({"python": version, "n": args.n, "rows": rows}, indent=2))
     else:
-        print(_table(version, rows))
+        print(text)
     return 0
 
 

@@ -37,3 +37,27 @@ def test_the_table_names_every_operation_and_its_ratio() -> None:
     table = instructions._table("3.x", rows)
     assert "future_rt" in table and "1.20" in table
     assert "call" in table.splitlines()[-1] and "-" in table.splitlines()[-1]
+
+
+@pytest.mark.parametrize("piece", instructions.PIECES)
+def test_every_breakdown_variant_runs_and_puts_the_loop_back(piece: str) -> None:
+    from sysletloop._threadstate import OwnerThreadState
+
+    before = (OwnerThreadState.suspend, OwnerThreadState.resume)
+    instructions._child("run_in_executor", f"syslet:{piece}", 20)
+    assert (OwnerThreadState.suspend, OwnerThreadState.resume) == before
+
+
+def test_an_unknown_piece_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="'gil'"):
+        instructions._child("run_in_executor", "syslet:gil", 2)
+
+
+def test_the_breakdown_table_lists_each_piece() -> None:
+    rows = [
+        {"piece": "stock future_rt (the floor)", "instructions": 40000.0},
+        {"piece": "run_in_executor, whole", "instructions": 55000.0},
+        *({"piece": p, "instructions": 1000.0} for p in instructions.PIECES),
+    ]
+    table = instructions._breakdown_table("3.x", rows)
+    assert all(p in table for p in instructions.PIECES) and "55,000" in table
