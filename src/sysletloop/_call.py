@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import types
 from collections.abc import Callable
@@ -29,9 +30,10 @@ async def call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     thread; its outcome is dropped).
     """
     _check_blocking_callable(fn, "call")
-    loop = asyncio.get_running_loop()
+    loop = _get_running_loop()
     if isinstance(loop, SysletEventLoop):
-        return await loop.syslet_call(fn, *args, **kwargs)
+        loop._check_closed()  # syslet_call's checks, each once
+        return await loop._submit(fn, args, kwargs, contextvars.copy_context())
     return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
 
 

@@ -48,6 +48,7 @@ import os
 import sys
 import threading
 import time
+import types
 import warnings
 import weakref
 from asyncio import base_events
@@ -842,7 +843,20 @@ def _weak_wake(loop: SysletEventLoop) -> Callable[[], None]:
     return wake
 
 
+_BuiltinFunction = types.BuiltinFunctionType
+_Function = types.FunctionType
+
+
 def _check_blocking_callable(fn: object, api: str) -> None:
+    kind = type(fn)
+    if kind is _BuiltinFunction:
+        return  # C: never a coroutine function
+    if (
+        kind is _Function
+        and not fn.__dict__  # no markcoroutinefunction() marker
+        and not fn.__code__.co_flags & inspect.CO_COROUTINE  # type: ignore[attr-defined]
+    ):
+        return  # inspect.iscoroutinefunction's answer for a plain function, without a call
     if not callable(fn):
         raise TypeError(f"{api}() expects a callable, got {type(fn).__name__!r} object")
     if inspect.iscoroutine(fn) or inspect.iscoroutinefunction(fn):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
+import sys
 
 import pytest
 
@@ -68,6 +70,22 @@ async def test_call_rejects_a_coroutine_function() -> None:
 
     with pytest.raises(TypeError, match="runs blocking callables"):
         await sysletloop.call(not_blocking)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="markcoroutinefunction is new in 3.12")
+@pytest.mark.asyncio(loop_factories=["syslet"])
+async def test_call_and_syslet_call_reject_a_function_marked_as_a_coroutine_function() -> None:
+    # A plain def (the fast path of the check) that inspect says is a coroutine function.
+    def marked() -> None:
+        pass
+
+    inspect.markcoroutinefunction(marked)
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, sysletloop.SysletEventLoop)
+    with pytest.raises(TypeError, match="runs blocking callables"):
+        await sysletloop.call(marked)
+    with pytest.raises(TypeError, match="runs blocking callables"):
+        loop.syslet_call(marked)
 
 
 def test_run_rejects_being_nested() -> None:
