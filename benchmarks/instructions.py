@@ -62,6 +62,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -222,9 +223,18 @@ def _child(name: str, loop: str, n: int) -> None:
         _profile.SLOW_CALL, _takeback.SLOW_CALL = saved  # type: ignore[misc]
 
 
+class _NoWatchdog:
+    """A watchdog that does nothing, called as the C one is (slotted, C callables):
+    ``arm(cell)`` gives a number (``id``: the call's elapsed time comes out negative,
+    "fast"), ``disarm()`` a float; neither has any effect."""
+
+    __slots__ = ()
+    arm = id
+    disarm = time.monotonic
+
+
 def _without(piece: str, op: Callable[[int], Awaitable[None]]) -> Callable[[int], Awaitable[None]]:
     """``op``, on a syslet loop with ``piece`` replaced by a C-level no-op (--breakdown)."""
-    import time
     import types
 
     from sysletloop import _profile
@@ -244,9 +254,7 @@ def _without(piece: str, op: Callable[[int], Awaitable[None]]) -> Callable[[int]
                 # object.__init__(state): a C call that does nothing
                 OwnerThreadState.suspend = OwnerThreadState.resume = object.__init__  # type: ignore[method-assign,assignment]
             elif piece == "watchdog":
-                # arm(cell) -> a number (id(cell): elapsed comes out negative, "fast"),
-                # disarm() -> a float: both C, both without effect.
-                sy.watchdog = types.SimpleNamespace(arm=id, disarm=time.monotonic)
+                sy.watchdog = _NoWatchdog()
             else:
                 profile = _profile.Profile("len")
                 sy.profiles = types.SimpleNamespace(get={len: profile}.get)  # dict.get: C
