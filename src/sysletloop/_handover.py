@@ -19,7 +19,10 @@ Glossary
                bumps the epoch and hands the loop to a new owner.
     deposed    what the thread running a claimed call is, once the call returns: it
                posts the outcome to the ring and leaves the loop's code at once (the
-               home thread instead keeps it and goes home: see "Going home").
+               home thread instead keeps it and goes home: see "Going home"). A thread
+               marks itself deposed (``OwnerThreadState.deposed``) where it learns it,
+               ``_run_inline`` (its call was claimed) or ``_grant_steal`` (it gave the
+               loop away), and its ``_drive`` steps out at the end of the iteration.
     home       the thread that called ``run_forever``; it must also be the one to return
                from it (see ``_home``).
     pending    calls submitted but not yet started (FIFO, ``pending``).
