@@ -437,21 +437,16 @@ class SysletEventLoop(TakeBackLoop):
             or self._stopping
             or (pending and sy.blocked_total - sy.blocked_drained < sy.max_blocked_now)
         ):
-            event_list: list[Any] | None = self._selector.select(0)
+            timeout: float | None = 0
         else:
-            timeout: float | None = None
+            timeout = None
             if scheduled:
                 timeout = min(max(0.0, scheduled[0]._when - self.time()), _MAXIMUM_SELECT_TIMEOUT)
-            ring = sy.ring
-            ring.sleeping = True  # from here a post wakes us (see _ring)
-            if sy.posted:
-                timeout = 0
-            event_list = self._selector.select(timeout)
-            ring.sleeping = False
+        # Finished blocked calls wake the poll through the self-pipe and are drained
+        # when it is read (_process_self_data), not tested for here.
+        event_list: list[Any] | None = self._selector.select(timeout)
         self._process_events(event_list)  # type: ignore[arg-type]
         event_list = None  # break reference cycles if an exception follows
-        if sy.posted:
-            self._drain_completions()
 
         end_time = self.time() + self._clock_resolution
         ready = self._ready
@@ -528,7 +523,7 @@ class SysletEventLoop(TakeBackLoop):
         pending = sy.pending
         while pending:
             # Only the owner's own inline call can be claimed, so the count is stable.
-            # _max_blocked_now is re-read each time: a claim that found no thread sets
+            # max_blocked_now is re-read each time: a claim that found no thread sets
             # it to 0 while this thread's call ran.
             in_flight = sy.blocked_total - sy.blocked_drained
             if in_flight >= sy.max_blocked_now and not (
@@ -700,6 +695,13 @@ class SysletEventLoop(TakeBackLoop):
                 return
             home.start_serving()  # before the post: what it resumes may post jobs
         sy.ring.post(call)
+
+    def _process_self_data(self, data: bytes) -> None:
+        """Owner, reading the self-pipe: asyncio's signal numbers, then the ring (every
+        post wrote a byte; see _ring)."""
+        super()._process_self_data(data)
+        if self._syslet.ring.items:
+            self._drain_completions()
 
     def _drain_completions(self) -> None:
         sy = self._syslet

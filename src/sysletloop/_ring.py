@@ -6,23 +6,22 @@ Glossary
 
 Thread rules
     ``post`` may be called from any thread, at any time, even after the loop closed (the
-    item is then never drained, which is what a closed loop means). ``drain`` and the
-    ``sleeping`` flag's writes to ``True`` belong to the owner of the loop.
+    item is then never drained, which is what a closed loop means). ``drain`` belongs to
+    the owner of the loop.
 
-Waking only a sleeping loop (Dekker order, both sides publish then check):
-    1. The owner sets ``sleeping = True``, then looks at the ring; if it is not empty it
-       does not sleep (select with a zero timeout).
-    2. A poster appends, then looks at ``sleeping``; if set, it clears it and calls
-       ``wake`` (a write to the loop's self-pipe).
-    Either the owner sees the item in step 1 or the poster sees the flag in step 2, so
-    no completion is left waiting for an unrelated wake-up. A spurious wake-up is
-    possible and harmless.
+Waking the owner: every post calls ``wake`` (the loop writes a byte to its self-pipe,
+as ``call_soon_threadsafe`` does), and the owner drains the ring when it reads the pipe
+(``_process_self_data``). The byte is in the pipe before the post returns, so no
+completion waits for an unrelated wake-up; several posts while the owner is busy are
+read in one go. Rejected: waking only a sleeping owner (a flag set around the poll,
+published and checked in Dekker order). It saved a ``send()`` per completion while the
+owner was busy, but made every loop iteration test the ring, and the syslet machinery
+may cost only when a call is submitted, not on every iteration of a loop that runs none.
 
-Assumed of the interpreter: ``deque.append``/``popleft`` are atomic and the attribute
-stores and loads above are not reordered (true under the GIL; CPython's free-threaded
-build keeps deque operations atomic with a per-object lock, and the flag would need an
-atomic there). We rejected a lock around the ring: every post and every drain would
-take it, and the deque already gives the one guarantee needed.
+Assumed of the interpreter: ``deque.append``/``popleft`` are atomic (true under the GIL;
+CPython's free-threaded build keeps deque operations atomic with a per-object lock). We
+rejected a lock around the ring: every post and every drain would take it, and the deque
+already gives the one guarantee needed.
 """
 
 from __future__ import annotations
@@ -37,23 +36,18 @@ T = TypeVar("T")
 
 
 class CompletionRing(Generic[T]):
-    """A multi-producer, single-consumer FIFO that wakes its consumer only if asleep."""
+    """A multi-producer, single-consumer FIFO that wakes its consumer on every post."""
 
-    __slots__ = ("_wake", "items", "sleeping")
+    __slots__ = ("_wake", "items")
 
     def __init__(self, wake: Callable[[], None]) -> None:
-        # Public so that the owner can test it for emptiness without a Python-level
-        # call (``if ring.items``) on its hot path; only ``post`` and ``drain`` change it.
-        self.items: deque[T] = deque()
+        self.items: deque[T] = deque()  # only post and drain change it
         self._wake = wake
-        self.sleeping = False
 
     def post(self, item: T) -> None:
-        """Append a finished item; wake the consumer if it is sleeping. Any thread."""
+        """Append a finished item and wake the consumer. Any thread."""
         self.items.append(item)
-        if self.sleeping:
-            self.sleeping = False
-            self._wake()
+        self._wake()
 
     def drain(self) -> list[T]:
         """Take out every item posted so far, oldest first. Owner only."""

@@ -63,7 +63,7 @@ class SysletState:
         "hand_over_done", "home", "home_returns", "inline", "inline_completions",
         "interrupted_tasks", "limit_read_at", "max_blocked_now", "migrations", "nowait",
         "nowait_reads", "nowait_would_block", "options", "own_lock", "owner_state",
-        "peak_blocked", "pending", "pending_counted_over_cap", "posted", "predicted_blocking",
+        "peak_blocked", "pending", "pending_counted_over_cap", "predicted_blocking",
         "profiles", "queued_over_cap", "quiesce_waiters", "retry_delay", "retry_handle",
         "ring", "run_ending", "short_of_threads", "stall_after", "stalled_calls",
         "steal_filed", "steal_requests", "thread_limit", "thread_start_failures", "threads",
@@ -98,7 +98,6 @@ class SysletState:
         self.pending: deque[CallRecord] = deque()
         self.pending_counted_over_cap = 0
         self.ring = ring
-        self.posted = ring.items  # the ring's deque: tested on every iteration, no call
         self.quiesce_waiters: list[asyncio.Future[None]] = []
         self.profiles = ProfileTable()
         self.eager_profiles: dict[object, Profile] = {}
@@ -185,6 +184,7 @@ class SysletLoopBase(asyncio.SelectorEventLoop):
         _signal_handlers: dict[int, asyncio.Handle]
 
         def _process_events(self, event_list: list[Any]) -> None: ...
+        def _process_self_data(self, data: bytes) -> None: ...
         def _write_to_self(self) -> None: ...
         def _check_closed(self) -> None: ...
         def _check_running(self) -> None: ...

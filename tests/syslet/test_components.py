@@ -28,17 +28,14 @@ def test_ring_drains_in_posting_order(items: list[int]) -> None:
     assert not ring
 
 
-def test_ring_wakes_only_a_sleeping_consumer_and_once() -> None:
-    wakes: list[int] = []
-    ring: CompletionRing[str] = CompletionRing(lambda: wakes.append(1))
+def test_ring_wakes_its_consumer_on_every_post() -> None:
+    wakes: list[str] = []
+    ring: CompletionRing[str] = CompletionRing(lambda: wakes.append("wake"))
     ring.post("a")
-    assert wakes == []
-    ring.sleeping = True
+    assert wakes == ["wake"] and list(ring.items) == ["a"]  # in the ring before the wake
     ring.post("b")
-    ring.post("c")
-    assert wakes == [1]
-    assert ring.sleeping is False
-    assert ring.drain() == ["a", "b", "c"]
+    assert wakes == ["wake", "wake"]
+    assert ring.drain() == ["a", "b"]
 
 
 def test_ring_posts_from_many_threads_are_all_drained() -> None:
