@@ -21,7 +21,8 @@ from benchmarks import fastapi_serve, http_load, plots, report
 from benchmarks.contenders import BASELINE, all_contenders
 from benchmarks.runner import Settings, run
 from benchmarks.schema import validate
-from benchmarks.workloads.fastapi_uvicorn import ROUTED, FastAPIServe, load, targets, verdicts
+from benchmarks.loadgen import load
+from benchmarks.workloads.fastapi_uvicorn import ROUTED, FastAPIServe, targets, verdicts
 
 WRK_OUTPUT = """\
 Running 3s test @ http://127.0.0.1:8000/json
