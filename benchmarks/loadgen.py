@@ -90,17 +90,21 @@ def _wrk_field(pattern: str, out: str) -> str:
 
 
 def load(wrk: str | None, url: str, conns: int, seconds: float) -> dict[str, float]:
-    """Closed-loop load on ``url``: req/s, latency p50/p99 (ms), errors."""
+    """Closed-loop load on ``url``: req/s, latency p50/p99 (ms), errors. A server that
+    stops answering is a TimeoutExpired a minute after the window, not a hang."""
     if wrk is None:
         argv = [sys.executable, "-m", "benchmarks.http_load", url,
                 f"--conns={conns}", f"--seconds={seconds}"]  # fmt: skip
-        done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, check=True, cwd=ROOT, timeout=seconds + 60
+        )
         result: dict[str, float] = json.loads(done.stdout)
         return result
     threads = min(conns, max(1, (os.cpu_count() or 2)))
     duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
     argv = [wrk, f"-t{threads}", f"-c{conns}", duration, "--timeout=10s", "--latency", url]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    ran = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    out = ran.stdout
     errors = 0.0
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         errors += float(m[1])

@@ -65,6 +65,8 @@ from benchmarks.loadgen import (
     read_text,
 )
 from benchmarks.machine import package_version
+from benchmarks.targets import Verdict
+from benchmarks.targets import verdicts as judge
 from benchmarks.workloads.base import CaseResult, Cases, Metric, Profile, Workload
 
 ROUTED = "sysletloop-anyio"  # the contender the targets are about
@@ -287,41 +289,6 @@ def targets() -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """One case's target, against one run's numbers."""
-
-    case: str
-    ratio: Mapping[str, Any] | None  # SPREAD of ROUTED's req/s ratio, or None
-    target: float
-    lag_p99_ms: float | None  # ROUTED's median lag p99
-    lag_target_ms: float | None
-    met: bool | None  # None: not measured
-
-    def text(self) -> str:
-        want = f">= {self.target:g}x" + (
-            f", lag p99 <= {self.lag_target_ms:g} ms" if self.lag_target_ms is not None else ""
-        )
-        if self.met is None:
-            return f"{want}: not measured"
-        return f"{want}: {'met' if self.met else 'MISSED'}"
-
-
 def verdicts(w: Mapping[str, Any]) -> list[Verdict]:
     """Per case of a ``fastapi`` results entry: did the routed contender meet its target?"""
-    goal = w.get("targets") or targets()
-    result = w["results"].get(goal["contender"], {})
-    out = []
-    for case, t in goal["cases"].items():
-        if case not in w["params"].get("cases", ()):
-            continue  # not run: no verdict at all
-        measured = result.get("cases", {}).get(case, {}).get("metrics", {})
-        ratio = (measured.get("rps") or {}).get("ratio")
-        lag = (measured.get("lag_p99_ms") or {}).get("median")
-        met: bool | None = None
-        if ratio is not None:
-            met = ratio["median"] >= t["rps_ratio"]
-            if t["lag_p99_ms"] is not None:
-                met = met and lag is not None and lag <= t["lag_p99_ms"]
-        out.append(Verdict(case, ratio, t["rps_ratio"], lag, t["lag_p99_ms"], met))
-    return out
+    return judge(w, targets())
