@@ -83,7 +83,8 @@ def parser() -> argparse.ArgumentParser:
         "--repeat",
         type=int,
         metavar="N",
-        help="interleaved repeats (default: quick 3, full 5, smoke 1)",
+        help="interleaved repeats of every workload (default: quick 3, full 5, smoke 1; "
+        "a workload may ask for more when not given, net_throughput --full 10)",
     )
     r.add_argument(
         "--out",
@@ -136,6 +137,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     settings = Settings(
         profile=args.profile,
         repeat=repeat,
+        repeat_fixed=args.repeat is not None,
         loops=_names(args.loops),
         workloads=_names(args.workloads),
         scratch=args.scratch,

@@ -515,24 +515,7 @@ def _fastapi(w: Mapping[str, Any]) -> Figures:
     )
     for j, case in enumerate(cases):
         ratio_ax, lat_ax, lag_ax = axes[0][j], axes[1][j], axes[2][j]
-        for i, name in enumerate(rows):
-            m = w["results"][name].get("cases", {}).get(case, {}).get("metrics", {})
-            r = (m.get("rps") or {}).get("ratio")
-            if r:
-                med = float(r["median"])
-                ratio_ax.barh(
-                    i,
-                    med,
-                    height=0.7,
-                    color=colour(name),
-                    xerr=[[med - float(r["min"])], [float(r["max"]) - med]],
-                    error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"},
-                )
-        ratio_ax.axvline(1.0, color="#999999", linestyle=":", linewidth=1)
-        target = goal.get(case, {}).get("rps_ratio")
-        if target:
-            ratio_ax.axvline(target, color="#d62728", linestyle="--", linewidth=1.2)
-        ratio_ax.set_title(f"{case}\n(target x{target:g}, dashed)" if target else case, fontsize=9)
+        _ratio_bars(ratio_ax, w, rows, case, goal.get(case, {}).get("rps_ratio"))
         _dots(lat_ax, w, rows, case, "p50_ms", "p99_ms")
         _hbars(lag_ax, w, rows, [(case, "lag p99", "")], "lag_p99_ms")
         lag_target = goal.get(case, {}).get("lag_p99_ms")
@@ -540,11 +523,6 @@ def _fastapi(w: Mapping[str, Any]) -> Figures:
             lag_ax.axvline(lag_target, color="#d62728", linestyle="--", linewidth=1.2)
         for ax in (ratio_ax, lat_ax, lag_ax):
             ax.tick_params(labelsize=7)
-    for ax in axes[0]:
-        ax.set_yticks(range(len(rows)), rows)
-        ax.set_ylim(len(rows) - 0.5, -0.5)
-        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
-        ax.set_xlabel("req/s ÷ stock asyncio's", fontsize=8)
     for ax in axes[1]:
         ax.set_xlabel("request latency (ms, log)", fontsize=8)
     for ax in axes[2]:
@@ -558,6 +536,74 @@ def _fastapi(w: Mapping[str, Any]) -> Figures:
     return [("fastapi", fig)]
 
 
+def _ratio_bars(
+    ax: Any, w: Mapping[str, Any], rows: Sequence[str], case: str, target: float | None
+) -> None:
+    """One bar per contender: its req/s over stock asyncio's in ``case`` (median of the
+    rounds, whiskers min-max), a dotted line at 1 and the target dashed."""
+    for i, name in enumerate(rows):
+        m = w["results"][name].get("cases", {}).get(case, {}).get("metrics", {})
+        r = (m.get("rps") or {}).get("ratio")
+        if r:
+            med = float(r["median"])
+            ax.barh(
+                i,
+                med,
+                height=0.7,
+                color=colour(name),
+                xerr=[[med - float(r["min"])], [float(r["max"]) - med]],
+                error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"},
+            )
+    ax.axvline(1.0, color="#999999", linestyle=":", linewidth=1)
+    if target:
+        ax.axvline(target, color="#d62728", linestyle="--", linewidth=1.2)
+    ax.set_title(f"{case}\n(target x{target:g}, dashed)" if target else case, fontsize=9)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_xlabel("req/s ÷ stock asyncio's", fontsize=8)
+
+
+def _net(w: Mapping[str, Any]) -> Figures:
+    """Per case (a column): the rate as a ratio to stock asyncio's with the target, and
+    the absolute rate with each side's CPU share (is the loop the limit?)."""
+    import matplotlib.pyplot as plt
+
+    cases = [str(c) for c in w["params"]["cases"]]
+    rows = _rows(w, cases, ["rps"])
+    goal = (w.get("targets") or {}).get("cases", {})
+    fig, axes = plt.subplots(
+        3,
+        len(cases),
+        figsize=(3.2 * len(cases) + 1.5, 3.0 + 1.1 * len(rows)),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    for j, case in enumerate(cases):
+        _ratio_bars(axes[0][j], w, rows, case, goal.get(case, {}).get("rps_ratio"))
+        _hbars(axes[1][j], w, rows, [(case, "req/s", "")], "rps")
+        _hbars(axes[2][j], w, rows, [(case, "loop", "")], "loop_cpu")
+        for i, name in enumerate(rows):  # the other side's share: a cross on the bar
+            peer = _spread(w["results"][name], case, "peer_cpu")
+            if peer is not None:
+                axes[2][j].plot(peer[0], i, "x", color="#333333", markersize=6)
+        for ax in axes[:, j]:
+            ax.tick_params(labelsize=7)
+    for ax in axes[1]:
+        ax.set_xlabel("requests (tcp_echo: messages) per second", fontsize=8)
+    for ax in axes[2]:
+        ax.set_xlabel("CPU share: loop's process (bar), other side (x)", fontsize=8)
+    fig.suptitle(
+        "Network throughput with no blocking call: does the loop cost more than stock "
+        "asyncio's?\ntop: rate ÷ stock asyncio's in the same round (median, whiskers "
+        "min-max); middle: the rate\nbottom: CPU share, 1 = one core busy (the loop is "
+        "the limit when its bar is near 1 and the cross is not)",
+        fontsize=10,
+    )
+    return [("net_throughput", fig)]
+
+
 DRAWERS: dict[str, Callable[[Mapping[str, Any]], Figures]] = {
     "hashing": _hashing,
     "cheap_calls": _cheap,
@@ -567,4 +613,5 @@ DRAWERS: dict[str, Callable[[Mapping[str, Any]], Figures]] = {
     "kaio_submit": _submit,
     "timer_lag": _timer_lag,
     "fastapi": _fastapi,
+    "net_throughput": _net,
 }

@@ -14,7 +14,6 @@ from typing import Any
 
 from benchmarks import findings as findings_mod
 from benchmarks.findings import Finding
-from benchmarks.workloads.fastapi_uvicorn import verdicts
 
 STATUS_TEXT = {"missing": "missing", "not_applicable": "n/a", "error": "error"}
 
@@ -104,8 +103,7 @@ def terminal_table(doc: Mapping[str, Any]) -> str:
             if r["status"] == "error":
                 lines.append(f"  ! {cname}: {r['error']}")
         lines += [f"  {line}" for line in _skipped(doc, w)]
-        if name == "fastapi":
-            lines += [f"  {line}" for line in _fastapi_terminal(w)]
+        lines += [f"  {line}" for line in _targets_terminal(name, w)]
         lines.append("")
     missing = [(n, c["reason"]) for n, c in doc["contenders"].items() if c["status"] == "missing"]
     for n, reason in missing:
@@ -127,19 +125,23 @@ def _skipped(doc: Mapping[str, Any], w: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def generator(w: Mapping[str, Any]) -> str | None:
-    """The ``fastapi`` workload's load generator, as its cases recorded it."""
+def generator(w: Mapping[str, Any], case: str | None = None) -> str | None:
+    """A served workload's load generator, as its cases (or ``case``) recorded it."""
     for r in w["results"].values():
-        for case in r.get("cases", {}).values():
-            if (case.get("extra") or {}).get("generator"):
-                return str(case["extra"]["generator"])
+        for name, c in r.get("cases", {}).items():
+            if case in (None, name) and (c.get("extra") or {}).get("generator"):
+                return str(c["extra"]["generator"])
     return None
 
 
-def _fastapi_terminal(w: Mapping[str, Any]) -> list[str]:
+def _targets_terminal(name: str, w: Mapping[str, Any]) -> list[str]:
+    """A served workload's load generator, and the verdict on each of its targets."""
+    found = findings_mod.judged(name, w)
+    if not found:
+        return []
     contender = (w.get("targets") or {}).get("contender", "sysletloop-anyio")
-    lines = [f"load generator: {generator(w) or 'none ran'}"]
-    for v in verdicts(w):
+    lines = [f"load generator: {_generators(w)}"]
+    for v in found:
         got = f"x{fmt(v.ratio['median'])}" if v.ratio else "no ratio"
         if v.lag_p99_ms is not None and v.lag_target_ms is not None:
             got += f", lag p99 {fmt(v.lag_p99_ms)} ms"
@@ -345,7 +347,9 @@ def _md_workload(
         "",
         f"**Claim ({w['paper']}):** {w['claim']}.",
         "",
-        "Parameters: " + ", ".join(f"`{k}={v}`" for k, v in w["params"].items()) + ".",
+        "Parameters: "
+        + ", ".join(f"`{k}={v}`" for k, v in w["params"].items())
+        + (f"; rounds (interleaved repeats): {w['repeat']}." if "repeat" in w else "."),
         "",
     ]
     for fig in figures:
@@ -423,8 +427,8 @@ def _md_against(name: str, w: Mapping[str, Any], found: Sequence[Finding]) -> li
 
 def _md_findings(name: str, w: Mapping[str, Any]) -> list[str]:
     """Workload-specific reading aids computed from the numbers (no judgement added)."""
-    if name == "fastapi":
-        return _md_fastapi(w)
+    if findings_mod.judged(name, w):
+        return _md_targets(name, w)
     if name != "hashing":
         return []
     lines = ["Overlap target (wall <= 1.15 x max(read-only, hash-only)):", ""]
@@ -437,13 +441,21 @@ def _md_findings(name: str, w: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _md_fastapi(w: Mapping[str, Any]) -> list[str]:
+def _generators(w: Mapping[str, Any]) -> str:
+    """The load generator of each case, or the one all cases used."""
+    per_case = {c: generator(w, c) for c in w["params"].get("cases", ())}
+    if len(set(per_case.values())) <= 1:
+        return generator(w) or "none ran"
+    return "; ".join(f"{c}: {g or 'none ran'}" for c, g in per_case.items())
+
+
+def _md_targets(name: str, w: Mapping[str, Any]) -> list[str]:
     """The issue's targets against this run's numbers, and why a missed one was missed."""
     goal = w.get("targets") or {}
     contender = goal.get("contender", "sysletloop-anyio")
-    gen = generator(w)
+    gen = generator(w, "http_server") if name == "net_throughput" else generator(w)
     lines = [
-        f"Load generator: {gen or 'none ran'}."
+        f"Load generator: {_generators(w)}."
         + (
             " The stdlib generator spends far more CPU per request than wrk and caps the "
             "req/s a small machine can measure: install wrk for numbers to compare."
@@ -451,22 +463,31 @@ def _md_fastapi(w: Mapping[str, Any]) -> list[str]:
             else ""
         ),
         "",
-        f"Targets (issue 11): `{contender}` against `asyncio-to_thread` (stock asyncio), "
-        "median of the per-repeat ratios of req/s [min-max]:",
+        f"Targets ({w.get('paper', 'issue')}): `{contender}` against `asyncio-to_thread` "
+        "(stock asyncio), median of the per-repeat ratios of req/s [min-max], and the "
+        "distribution-free interval of that median (it narrows as rounds are added; a "
+        "target whose interval spans it is not resolved by this run):",
         "",
     ]
+    found = findings_mod.judged(name, w)
+    with_lag = any(v.lag_target_ms is not None for v in found)
     rows = []
     why: list[str] = []
-    for v in verdicts(w):
-        ratio = ""
+    for v in found:
+        ratio = interval = ""
         if v.ratio is not None:
             ratio = f"x{fmt(v.ratio['median'])} [{fmt(v.ratio['min'])}-{fmt(v.ratio['max'])}]"
-        lag = fmt(v.lag_p99_ms) if v.lag_p99_ms is not None else ""
-        rows.append([f"`{v.case}`", ratio, lag, v.text()])
+            if (iv := v.interval) is not None:
+                n = v.ratio["n"]
+                interval = f"{fmt(iv[0])}-{fmt(iv[1])} ({iv[2]:.0%}, {n} round{'s' * (n != 1)})"
+        lag = [fmt(v.lag_p99_ms) if v.lag_p99_ms is not None else ""] if with_lag else []
+        rows.append([f"`{v.case}`", ratio, interval, *lag, v.text()])
         if v.met is False:
-            reason = findings_mod.TARGET_REASONS.get(v.case) or findings_mod.rerun_hint("fastapi")
-            why.append(f"- `{v.case}`: {reason}")
-    lines += _md_table(["case", "req/s ratio", "loop lag p99 (ms)", "target"], rows)
+            why.append(f"- `{v.case}`: {findings_mod.target_reason(name, v.case)}")
+    header = ["case", "req/s ratio", "interval of the median", "target"]
+    if with_lag:
+        header.insert(3, "loop lag p99 (ms)")
+    lines += _md_table(header, rows)
     lines.append("")
     if why:
         lines += ["Why a target was missed:", "", *why, ""]

@@ -51,6 +51,9 @@ ISOLATED_TIMEOUT = 600.0  # seconds for one isolated repeat (all its cases)
 class Settings:
     profile: Profile = "quick"
     repeat: int = 3
+    # --repeat was given: every workload runs exactly ``repeat`` (else a workload may ask
+    # for more, ``Workload.repeats``)
+    repeat_fixed: bool = False
     loops: Sequence[str] | None = None  # None: every contender
     workloads: Sequence[str] | None = None  # None: every workload
     scratch: str | None = None  # parent of the scratch directory (None: /var/tmp)
@@ -130,7 +133,7 @@ def run(
         }
     available = [c for c in chosen_c if c.probe().available]
     steps = sum(
-        len([c for c in available if w.applies_to(c)]) * (settings.repeat + settings.warmup)
+        len([c for c in available if w.applies_to(c)]) * (_repeats(w, settings) + settings.warmup)
         for w in chosen_w
     )
     parent = settings.scratch or default_scratch_parent()
@@ -149,6 +152,12 @@ def run(
     if out_dir is not None:
         save(doc, out_dir)
     return doc
+
+
+def _repeats(w: Workload[Any], settings: Settings) -> int:
+    if settings.repeat_fixed:
+        return settings.repeat
+    return w.repeats(settings.profile, settings.repeat)
 
 
 def save(doc: Mapping[str, Any], out_dir: str) -> str:
@@ -197,7 +206,14 @@ def _run_workload(
     progress: Progress,
 ) -> dict[str, Any]:
     params = w.params(settings.profile)
-    entry: dict[str, Any] = {**w.describe(), "params": params, "reference": {}, "results": {}}
+    repeat = _repeats(w, settings)
+    entry: dict[str, Any] = {
+        **w.describe(),
+        "params": params,
+        "repeat": repeat,
+        "reference": {},
+        "results": {},
+    }
     tracks: dict[str, _Track] = {}
     for c in contenders:
         if not c.probe().available:
@@ -212,7 +228,7 @@ def _run_workload(
     if why_not is not None:  # a package the workload needs is absent: skipped, with why
         for c in active:
             tracks[c.name] = _Track(status="missing", error=why_not)
-            for _ in range(settings.repeat + settings.warmup):
+            for _ in range(repeat + settings.warmup):
                 progress.step(f"{w.name}: {c.name} (skipped)")
         progress.log(f"{w.name}: skipped: {why_not}")
         entry["results"] = {
@@ -236,7 +252,7 @@ def _run_workload(
             for c in active:
                 _measure_into(w, c, state, warm, scratch, tracks[c.name], keep=False)
                 progress.step(f"{w.name}: {c.name} (warm-up)")
-        for rep in range(settings.repeat):
+        for rep in range(repeat):
             try:
                 ref = w.reference(state, params)
             except Exception as exc:
@@ -254,7 +270,7 @@ def _run_workload(
                     last = track.repeats[-1]
                     if last is not None:
                         w.complete(last, ref)
-                progress.step(f"{w.name}: {c.name} ({rep + 1}/{settings.repeat})")
+                progress.step(f"{w.name}: {c.name} ({rep + 1}/{repeat})")
                 if track.status == "error":
                     progress.log(f"{w.name}: {c.name}: {track.error}")
     finally:

@@ -62,6 +62,30 @@ def paired_ratios(values: Sequence[float | None], baseline: Sequence[float | Non
     return ratios
 
 
+def median_interval(values: Sequence[float], coverage: float = 0.95) -> tuple[float, float, float]:
+    """A distribution-free interval for the median of ``values``: (low, high, its coverage).
+
+    The order statistics ``x(k) <= median <= x(n+1-k)`` hold with probability
+    ``1 - 2 P(B < k)``, ``B ~ Binomial(n, 1/2)``, whatever the distribution (the sign
+    test's interval). ``k`` is the largest that keeps at least ``coverage``; with fewer
+    than 6 values none does, and the interval is min-max with the coverage it has (75% at
+    3 values, 94% at 5). Unlike min-max, it narrows as rounds are added: 10 rounds give
+    the 2nd to 9th smallest (98%), 20 the 6th to 15th (96%).
+    """
+    if not values:
+        raise ValueError("median interval of an empty sample")
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def cover(k: int) -> float:  # 1 - 2 P(B < k)
+        return 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / 2.0**n
+
+    k = 1
+    while k + 1 <= (n + 1) // 2 and cover(k + 1) >= coverage:
+        k += 1
+    return ordered[k - 1], ordered[n - k], cover(k)
+
+
 def latency_summary(samples: Sequence[float]) -> dict[str, float]:
     """p50, p99, max and mean of one run's latency samples (same unit as the samples)."""
     if not samples:

@@ -31,6 +31,7 @@ from benchmarks.contenders.base import (
     FILE,
     FS,
     IN_FLIGHT,
+    NET,
     Api,
     AsyncFile,
     Availability,
@@ -384,6 +385,9 @@ class KaioContender(AsyncioContender):
 
 INLINE = frozenset({CALL, FILE, FS, ECHO})
 GENERIC = INLINE | {IN_FLIGHT}
+# A distinct loop: the net_throughput rows. asyncio-inline, sysletloop-eager and aiofiles
+# run a loop that has a row already (stock asyncio's, sysletloop's), so they lack it.
+LOOP = GENERIC | {NET}
 
 
 def contenders() -> list[Contender]:
@@ -397,14 +401,14 @@ def contenders() -> list[Contender]:
         AsyncioContender(
             "asyncio-to_thread",
             "stock asyncio, asyncio.to_thread (default executor): the ratio baseline",
-            GENERIC,
+            LOOP,
             ToThreadApi,
             uvicorn_loop="asyncio",
         ),
         ThirdPartyLoopContender(
             "uvloop",
             "uvloop, loop.run_in_executor(None, ...)",
-            GENERIC,
+            LOOP,
             RunInExecutorApi,
             module="uvloop",
             required_attrs=("new_event_loop",),
@@ -413,7 +417,7 @@ def contenders() -> list[Contender]:
         ThirdPartyLoopContender(
             "rloop",
             "rloop (an asyncio loop written in Rust), loop.run_in_executor(None, ...)",
-            GENERIC,
+            LOOP,
             RunInExecutorApi,
             module="rloop",
             required_attrs=("new_event_loop",),
@@ -421,7 +425,7 @@ def contenders() -> list[Contender]:
         SysletContender(
             "sysletloop",
             "sysletloop, await sysletloop.call(fn) (syslet-style)",
-            GENERIC,
+            LOOP,
             False,
             uvicorn_loop="sysletloop:new_event_loop",
         ),
@@ -435,7 +439,7 @@ def contenders() -> list[Contender]:
         SysletContender(
             "sysletloop-away",
             "sysletloop.call(fn) with home_affinity=False (the loop stays where it moved)",
-            GENERIC,
+            LOOP,
             False,
             home_affinity=False,
         ),

@@ -13,8 +13,10 @@ capability
     What an api can do. ``call``: offload any blocking callable. ``file``: read and write
     a file asynchronously (:class:`AsyncFile`). ``fs``: ``stat``/``unlink``/``open``.
     ``echo``: serve TCP. ``asgi``: a loop uvicorn can run (``Contender.uvicorn_loop``,
-    its ``--loop`` value). ``in_flight``: blocking calls run concurrently, so several can
-    be blocked at once (not so for inline calls). ``fio``: not a loop at all, the
+    its ``--loop`` value). ``net``: a loop of its own to serve and connect TCP on, in a
+    fresh process (``net_throughput``; one contender per distinct loop). ``in_flight``:
+    blocking calls run concurrently, so several can be blocked at once (not so for
+    inline calls). ``fio``: not a loop at all, the
     device's limit measured by fio.
     A workload runs on the contenders that have the capabilities it needs; the others show
     "n/a" for it. A contender that lacks an operation *inside* a workload raises
@@ -47,6 +49,7 @@ FS: Final = "fs"
 ECHO: Final = "echo"
 FIO: Final = "fio"
 ASGI: Final = "asgi"
+NET: Final = "net"
 IN_FLIGHT: Final = "in_flight"
 
 # A writable buffer for O_DIRECT reads: an anonymous mmap (page aligned) or whatever

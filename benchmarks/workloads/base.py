@@ -72,6 +72,12 @@ class Workload(ABC, Generic[S]):
     # contenders are long and whose position in a repeat may matter (servers under load).
     rotate: bool = False
 
+    def repeats(self, profile: Profile, default: int) -> int:
+        """How many interleaved repeats (paired rounds) this workload runs, when the run's
+        ``--repeat`` was not given: ``default`` (the profile's), unless the workload's
+        ratios need more rounds than that to be told from the noise."""
+        return default
+
     def applies_to(self, contender: Contender) -> bool:
         caps = contender.provides
         return self.needs <= caps and (not self.needs_any or bool(self.needs_any & caps))

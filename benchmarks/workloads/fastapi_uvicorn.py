@@ -27,10 +27,9 @@ server
     ``asyncio-to_thread`` names the stock loop, its endpoints on anyio's threads),
     ``uvloop``, ``sysletloop:new_event_loop``, ``sysletloop:new_anyio_event_loop``.
 load generator
-    wrk when it is on PATH, else :mod:`benchmarks.http_load` (stdlib asyncio: far more CPU
-    per request than wrk, so it caps what a small machine can measure). Every case
-    records the one used (``extra.generator``) and the report names it. wrk takes whole
-    seconds, so a window under one second runs for one.
+    wrk when it is on PATH, else :mod:`benchmarks.http_load` (:mod:`benchmarks.loadgen`,
+    shared with ``net_throughput``). Every case records the one used
+    (``extra.generator``) and the report names it.
 loop lag
     How late a 1 ms timer in the server fired (``/_lag``), over the measured window.
 
@@ -49,11 +48,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -61,10 +56,19 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.contenders.base import ASGI, Contender
+from benchmarks.loadgen import (
+    ServerProcess,
+    choose_generator,
+    free_port,
+    generator_name,
+    load,
+    read_text,
+)
 from benchmarks.machine import package_version
+from benchmarks.targets import Verdict
+from benchmarks.targets import verdicts as judge
 from benchmarks.workloads.base import CaseResult, Cases, Metric, Profile, Workload
 
-ROOT = Path(__file__).resolve().parents[2]
 ROUTED = "sysletloop-anyio"  # the contender the targets are about
 UVICORN_MIN = (0, 36)  # the first uvicorn whose --loop takes a module:attr loop factory
 
@@ -89,125 +93,28 @@ CASE_NAMES = tuple(c.name for c in CASES)
 
 
 # ---------------------------------------------------------------------------------------
-# The load generator
-# ---------------------------------------------------------------------------------------
-
-
-def find_wrk(install: bool) -> str | None:
-    """wrk's path; with ``install``, ``apt-get install wrk`` is tried first when root."""
-    wrk = shutil.which("wrk")
-    if wrk is None and install and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
-            subprocess.run(argv, env=env, capture_output=True, check=False)
-        wrk = shutil.which("wrk")
-    return wrk
-
-
-_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
-
-
-def _wrk_ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if match is None:
-        raise ValueError(f"wrk latency {text!r}")
-    return float(match[1]) * _WRK_UNITS[match[2]]
-
-
-def _wrk_field(pattern: str, out: str) -> str:
-    match = re.search(pattern, out, re.M)
-    if match is None:
-        raise RuntimeError(f"wrk output has no {pattern!r}:\n{out}")
-    return match[1]
-
-
-def load(wrk: str | None, url: str, conns: int, seconds: float) -> dict[str, float]:
-    """Closed-loop load on ``url``: req/s, latency p50/p99 (ms), errors."""
-    if wrk is None:
-        argv = [sys.executable, "-m", "benchmarks.http_load", url,
-                f"--conns={conns}", f"--seconds={seconds}"]  # fmt: skip
-        done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
-        result: dict[str, float] = json.loads(done.stdout)
-        return result
-    threads = min(conns, max(1, (os.cpu_count() or 2)))
-    duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
-    argv = [wrk, f"-t{threads}", f"-c{conns}", duration, "--timeout=10s", "--latency", url]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    errors = 0.0
-    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        errors += float(m[1])
-    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        errors += sum(float(g) for g in m.groups())
-    return {
-        "rps": float(_wrk_field(r"Requests/sec:\s+([\d.]+)", out)),
-        "p50_ms": _wrk_ms(_wrk_field(r"^\s+50%\s+(\S+)", out)),
-        "p99_ms": _wrk_ms(_wrk_field(r"^\s+99%\s+(\S+)", out)),
-        "errors": errors,
-    }
-
-
-# ---------------------------------------------------------------------------------------
 # A server
 # ---------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Running:
+class Running(ServerProcess):
     """One uvicorn process serving ``benchmarks.fastapi_app`` with ``--loop loop``."""
 
     def __init__(self, name: str, loop: str, data_dir: Path, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
+        argv = [sys.executable, "-m", "uvicorn", "benchmarks.fastapi_app:app",
+                "--host", "127.0.0.1", "--port", str(self.port), "--loop", loop,
+                "--no-access-log", "--log-level", "warning"]  # fmt: skip
         env = dict(os.environ, SYSLETLOOP_BENCH_DIR=str(data_dir))
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        with open(log, "ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "benchmarks.fastapi_app:app",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--loop", loop,
-                 "--no-access-log", "--log-level", "warning"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.get("/async-json")
-                return
-            except OSError as exc:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"{name}: uvicorn --loop {loop} did not start: {self.log_tail()}"
-                    ) from exc
-                time.sleep(0.1)
+        super().__init__(
+            f"{name}: uvicorn --loop {loop}", argv, log, lambda: self.get("/async-json"), env
+        )
 
     def get(self, path: str, method: str = "GET") -> Any:
         request = urllib.request.Request(self.url + path, method=method)
         with urllib.request.urlopen(request, timeout=10) as reply:
             return json.loads(reply.read())
-
-    def log_tail(self) -> str:
-        """The server log's last line (an error's last line is its message)."""
-        try:
-            lines = self.log.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "(no log)"
-        return lines[-1] if lines else "(empty log)"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def measure_case(
@@ -234,10 +141,6 @@ def measure_case(
             "loop_stats_end": running.get("/_stats") or None,
         },
     )
-
-
-def generator_name(wrk: str | None) -> str:
-    return "wrk" if wrk else "benchmarks.http_load"
 
 
 # ---------------------------------------------------------------------------------------
@@ -350,13 +253,7 @@ class FastAPIServe(Workload[ServeState]):
 
         data_dir = Path(scratch) / "fastapi"
         fastapi_app.prepare(data_dir)
-        wrk = None
-        note = "benchmarks.http_load (asked for)"
-        if params["generator"] != "http_load":
-            wrk = find_wrk(install=self._install_wrk)
-            note = "wrk" if wrk else "benchmarks.http_load (wrk is not on PATH)"
-            if wrk is None and params["generator"] == "wrk":
-                raise RuntimeError("wrk is not on PATH (apt-get install wrk)")
+        wrk, note = choose_generator(params["generator"], install=self._install_wrk)
         return ServeState(data_dir, data_dir / "uvicorn.log", wrk, note)
 
     def measure(self, contender: Contender, state: ServeState, params: Mapping[str, Any]) -> Cases:
@@ -379,16 +276,9 @@ class FastAPIServe(Workload[ServeState]):
                 cases[name] = result
         finally:
             running.stop()
-        if "Traceback" in (text := _read(state.log)):
+        if "Traceback" in (text := read_text(state.log)):
             raise RuntimeError(f"{contender.name}: the server logged an error: {text[-2000:]}")
         return cases
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
 
 
 def targets() -> dict[str, Any]:
@@ -399,41 +289,6 @@ def targets() -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """One case's target, against one run's numbers."""
-
-    case: str
-    ratio: Mapping[str, Any] | None  # SPREAD of ROUTED's req/s ratio, or None
-    target: float
-    lag_p99_ms: float | None  # ROUTED's median lag p99
-    lag_target_ms: float | None
-    met: bool | None  # None: not measured
-
-    def text(self) -> str:
-        want = f">= {self.target:g}x" + (
-            f", lag p99 <= {self.lag_target_ms:g} ms" if self.lag_target_ms is not None else ""
-        )
-        if self.met is None:
-            return f"{want}: not measured"
-        return f"{want}: {'met' if self.met else 'MISSED'}"
-
-
 def verdicts(w: Mapping[str, Any]) -> list[Verdict]:
     """Per case of a ``fastapi`` results entry: did the routed contender meet its target?"""
-    goal = w.get("targets") or targets()
-    result = w["results"].get(goal["contender"], {})
-    out = []
-    for case, t in goal["cases"].items():
-        if case not in w["params"].get("cases", ()):
-            continue  # not run: no verdict at all
-        measured = result.get("cases", {}).get(case, {}).get("metrics", {})
-        ratio = (measured.get("rps") or {}).get("ratio")
-        lag = (measured.get("lag_p99_ms") or {}).get("median")
-        met: bool | None = None
-        if ratio is not None:
-            met = ratio["median"] >= t["rps_ratio"]
-            if t["lag_p99_ms"] is not None:
-                met = met and lag is not None and lag <= t["lag_p99_ms"]
-        out.append(Verdict(case, ratio, t["rps_ratio"], lag, t["lag_p99_ms"], met))
-    return out
+    return judge(w, targets())

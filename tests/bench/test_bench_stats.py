@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from benchmarks.stats import (
     cdf_quantiles,
     latency_summary,
+    median_interval,
     paired_ratios,
     percentile,
     spread,
@@ -81,3 +82,19 @@ def test_cdf_quantiles() -> None:
     assert q == sorted(q)
     assert q[99] == pytest.approx(percentile(list(range(1, 101)), 99))
     assert cdf_quantiles([]) == []
+
+
+def test_median_interval_is_the_sign_test_interval() -> None:
+    assert median_interval([3.0, 1.0, 2.0]) == (1.0, 3.0, 0.75)  # min-max, 1 - 2/8
+    low, high, cover = median_interval([float(v) for v in range(1, 11)])
+    assert (low, high) == (2.0, 9.0) and cover == pytest.approx(1 - 22 / 1024)
+    low, high, cover = median_interval([float(v) for v in range(1, 21)])
+    assert (low, high) == (6.0, 15.0) and cover >= 0.95
+    with pytest.raises(ValueError):
+        median_interval([])
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=40))
+def test_median_interval_holds_the_median(values: list[float]) -> None:
+    low, high, cover = median_interval(values)
+    assert low <= statistics.median(values) <= high and 0 <= cover < 1
