@@ -14,6 +14,8 @@ from benchmarks.workloads import all_workloads
 
 from .conftest import ROOT
 
+OURS = ("sysletloop", "kaio")  # contenders whose code is this project's
+
 
 def test_every_workload_on_every_installed_contender(tmp_path: Path) -> None:
     # scratch: the runner's default (/var/tmp), not tmp_path, which may be on tmpfs where
@@ -32,6 +34,15 @@ def test_every_workload_on_every_installed_contender(tmp_path: Path) -> None:
             elif not workloads[wname].applies_to(c):
                 assert r["status"] == "not_applicable"
             else:
+                if r["status"] != "ok" and not c.name.startswith(OURS):
+                    # A peer's own fault is run once more before it counts (rloop 0.5
+                    # once raised "Cannot close a running event loop" closing its loop
+                    # after blocked_cost, in one CI run of several); ours get no retry.
+                    again = run(
+                        Settings(profile="smoke", repeat=1, loops=[c.name], workloads=[wname]),
+                        str(tmp_path / f"again-{c.name}-{wname}"),
+                    )
+                    r = again["workloads"][wname]["results"][c.name]
                 assert r["status"] == "ok", (
                     f"{wname} on {c.name}: {r['error']}\n{r.get('traceback')}"
                 )
