@@ -20,6 +20,7 @@ from ._options import LoopOptions
 from ._profile import CallableStats
 from ._runner import EventLoopPolicy, new_anyio_event_loop, new_event_loop, run
 from ._stats import SysletStats
+from ._steps import BlockedSite
 
 try:
     __version__ = version("sysletloop")
@@ -27,6 +28,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "BlockedSite",
     "CallableStats",
     "EventLoopPolicy",
     "LoopOptions",

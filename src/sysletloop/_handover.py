@@ -215,6 +215,7 @@ from ._callrecord import CallRecord
 from ._limits import MACHINERY_THREADS, cap_for
 from ._profile import WARN_AFTER_MIGRATIONS, Profile
 from ._shortage import ThreadShortageLoop
+from ._stephold import StepHold
 from ._state import RETRY_MAX, RETRY_MIN
 from ._threadcache import Job, ThreadCache
 from ._threadstate import OwnerThreadState
@@ -265,7 +266,9 @@ class HandOverLoop(ThreadShortageLoop):
 
         def on_stranded(job: Job) -> None:
             loop = ref()
-            if loop is not None and not loop.is_closed():
+            if isinstance(job, SuccessorJob):
+                job.stranded()  # nobody runs the loop: the claimed thread must keep it
+            elif loop is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(loop._requeue_stranded, job)
 
         def on_start_failed(exc: BaseException) -> None:
@@ -312,9 +315,7 @@ class HandOverLoop(ThreadShortageLoop):
         # failed, and the blocked thread takes the loop back when its call returns.
         sy = self._syslet
         assert isinstance(cell, list)
-        threads = sy.threads
-        assert threads is not None
-        hand_over = HandOverRecord(cell, predicted)
+        hand_over = HandOverRecord(cell, migration=not predicted)
         with sy.own_lock:
             if sy.inline is not cell or sy.closing:
                 return
@@ -335,8 +336,38 @@ class HandOverLoop(ThreadShortageLoop):
                 in_flight = sy.blocked_total - sy.blocked_drained
                 if in_flight > sy.peak_blocked:
                     sy.peak_blocked = in_flight
+        self._start_successor(hand_over, epoch, token, id(cell), predicted)
+
+    def _start_successor(
+        self,
+        hand_over: HandOverRecord,
+        epoch: int,
+        token: object,
+        cell_id: int,
+        predicted: bool,
+        *,
+        soon: bool = False,
+    ) -> None:
+        """Claimer, after the pop: give the loop (from ``epoch`` on) to a worker thread,
+        and record on ``hand_over`` whether one could be had. ``soon``: never wait for a
+        thread to start (the step sampler, which must go on looking): the job goes to an
+        idle worker or the starter's backlog, and is STARTED when it runs (FAILED if the
+        starter strands it)."""
+        sy = self._syslet
+        threads = sy.threads
+        assert threads is not None
+        if soon:
+            job = SuccessorJob(self, hand_over, epoch, token, cell_id)
+            try:
+                threads.submit_soon(job)
+                # More claims tend to follow (many tasks blocking at once): have spares.
+                threads.want_spares(SPARES_IN_A_BURST, time.monotonic() + SPARES_FOR)
+            except BaseException as exc:  # no starter thread (or MemoryError)
+                job.stranded()
+                self._note_shortage("starting a thread to take over the loop", exc)
+            return
         try:
-            threads.submit(functools.partial(self._own_from, epoch, token, id(cell), predicted))
+            threads.submit(functools.partial(self._own_from, epoch, token, cell_id, predicted))
         except BaseException as exc:  # no thread could be started (or MemoryError)
             with sy.hand_over_done:
                 hand_over.state = FAILED
@@ -367,8 +398,9 @@ class HandOverLoop(ThreadShortageLoop):
         if type(claimed) is CallRecord:
             if not predicted:
                 self._note_migration(claimed)
-        else:  # an eager call: ``claimed`` is its fn
-            self._note_eager_migration(claimed)
+        else:  # an eager call (``claimed`` is its fn), or a step that blocked unwrapped
+            if not isinstance(claimed, StepHold):
+                self._note_eager_migration(claimed)
             # The blocked thread is inside a task step: take its task out of asyncio's
             # current-task table so this thread can run others; it puts it back when it
             # has the loop again.
@@ -401,7 +433,7 @@ class HandOverLoop(ThreadShortageLoop):
         self._grant_steal(at_stop=True)
         return True
 
-    def _hand_over_failed(self, cell: list[object], *, eager: bool) -> bool:
+    def _hand_over_failed(self, cell: object, *, eager: bool) -> bool:
         """A thread whose call was claimed, the call now returned: did the claim fail to
         give the loop to another thread? Then the loop is still this thread's (nobody
         else ever ran it): undo the claim's counts and return True. Waits while the
@@ -416,7 +448,7 @@ class HandOverLoop(ThreadShortageLoop):
             if hand_over.state != FAILED:
                 return False
             sy.hand_over = None
-            if not hand_over.predicted:
+            if hand_over.migration:
                 sy.migrations -= 1
             if eager:
                 sy.eager_outstanding -= 1
@@ -486,16 +518,57 @@ class HandOverLoop(ThreadShortageLoop):
 
 PENDING, STARTED, FAILED = 0, 1, 2
 
+# After a step's claim (``soon``), the thread cache keeps this many workers idle for this
+# long, so that the next claims find a thread waiting instead of each waiting ~100-300 us
+# for one to start (twenty tasks that block at once: measured 0.4-0.5 ms a claim without
+# spares). They age out with the cache's idle timeout.
+SPARES_IN_A_BURST = 4
+SPARES_FOR = 0.05  # seconds
+
+
+class SuccessorJob:
+    """A worker's job "own the loop from this epoch", given without waiting for a thread
+    (``_start_successor(soon=True)``): it marks its hand-over STARTED when a worker runs
+    it, or FAILED when the thread cache strands it (no thread could be started)."""
+
+    __slots__ = ("cell_id", "epoch", "hand_over", "loop", "token")
+
+    def __init__(
+        self, loop: HandOverLoop, hand_over: HandOverRecord, epoch: int, token: object, cell_id: int
+    ) -> None:
+        self.loop = loop
+        self.hand_over = hand_over
+        self.epoch = epoch
+        self.token = token
+        self.cell_id = cell_id
+
+    def _settle(self, state: int) -> None:
+        done = self.loop._syslet.hand_over_done
+        with done:
+            self.hand_over.state = state
+            done.notify_all()
+
+    def stranded(self) -> None:
+        self._settle(FAILED)
+
+    def __call__(self) -> None:
+        self._settle(STARTED)
+        self.loop._own_from(self.epoch, self.token, self.cell_id, False)
+
+
 
 class HandOverRecord:
     """One claim's hand-over: is a thread running the loop after it (``STARTED``), or
-    could none be had (``FAILED``: the claimed call's thread keeps the loop)?"""
+    could none be had (``FAILED``: the claimed call's thread keeps the loop)? ``cell``
+    is what was claimed: an inline or eager call's cell, or a step's hold."""
 
-    __slots__ = ("cell", "predicted", "state")
+    __slots__ = ("cell", "migration", "state")
 
-    def __init__(self, cell: list[object], predicted: bool) -> None:
+    def __init__(self, cell: object, *, migration: bool) -> None:
         self.cell = cell
-        self.predicted = predicted  # a hand-off by the owner, not a watchdog claim
+        # The claim counted a migration (a watchdog's claim of a call; not a hand-off by
+        # the owner, nor a step's claim, which counts in claimed_steps).
+        self.migration = migration
         self.state = PENDING
 
 

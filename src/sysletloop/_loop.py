@@ -17,6 +17,7 @@ The pieces, in layers as asyncio's own loop is built (``base_events`` under
     ``_shortage``   ThreadShortageLoop   no thread can be started: hold calls, retry
     ``_handover``   HandOverLoop         an inline call blocked: the loop moves on
     ``_takeback``   TakeBackLoop         a thread takes the loop back (eager, home)
+    ``_steps``      StepClaimLoop        a task step blocked unwrapped: the loop moves on
     ``_loop``       SysletEventLoop      the iterations, the calls, the run (this one)
 
 The protocol (who may touch what, the races and how each is decided, the alternatives
@@ -67,7 +68,8 @@ from ._profile import (
 from ._ring import CompletionRing
 from ._state import Handle, SysletState, Timer
 from ._stats import SysletStats
-from ._takeback import StealRequest, TakeBackLoop
+from ._steps import BlockedSite, StepClaimLoop
+from ._takeback import StealRequest
 from ._threadcache import Job
 from ._threadstate import OwnerThreadState
 from ._watchdog import watchdog_kind
@@ -90,13 +92,18 @@ _convert_future_exc: Callable[[BaseException], BaseException] = vars(asyncio.fut
     "_convert_future_exc"
 ]
 
+# asyncio's slow-callback warning, and ours for a handle that blocked while the loop went
+# on elsewhere (a claimed step or eager call: it took long, but stalled nothing).
+_SLOW = "Executing %s took %.3f seconds"
+_SLOW_MOVED = _SLOW + "; it blocked, and the loop went on on another thread meanwhile"
+
 _live_loops: weakref.WeakSet[SysletEventLoop] = weakref.WeakSet()
 
 # 3.14+: asyncio.all_tasks() must look at every thread's task list for this loop.
 _install_all_tasks()
 
 
-class SysletEventLoop(TakeBackLoop):
+class SysletEventLoop(StepClaimLoop):
     """An asyncio event loop whose blocking calls start inline and migrate only if they
     block. Options: see :class:`sysletloop.LoopOptions`."""
 
@@ -165,6 +172,8 @@ class SysletEventLoop(TakeBackLoop):
             stalled_calls=sy.stalled_calls,
             max_blocked_now=sy.cap,
             home_returns=sy.home_returns,
+            claimed_steps=sy.claimed_steps,
+            steps_at_cap=sy.steps_at_cap,
         )
 
     def syslet_callables(self) -> list[CallableStats]:
@@ -191,6 +200,9 @@ class SysletEventLoop(TakeBackLoop):
             )
         if not rows:
             lines.append("(no blocking calls yet)")
+        sites = self.syslet_blocked_sites()[:top]
+        if sites:
+            lines += ["", _sites_table(sites)]
         return "\n".join(lines)
 
     def syslet_threads(self) -> list[threading.Thread]:
@@ -267,6 +279,8 @@ class SysletEventLoop(TakeBackLoop):
             sy.run_ending = False
         sy.owner_state = state
         state.enter()
+        if sy.options.migrate_steps:
+            self._start_step_sampler(_RUN_ONCE)
         back: StealRequest | None = None  # set when this thread has just gone home
         while True:
             try:
@@ -322,6 +336,9 @@ class SysletEventLoop(TakeBackLoop):
         watchdog, sy.watchdog = sy.watchdog, None
         if watchdog is not None:
             watchdog.close()
+        sampler, sy.step_sampler = sy.step_sampler, None
+        if sampler is not None:
+            sampler.close()
         threads, sy.threads = sy.threads, None
         if threads is not None:
             sy.threads_started_before = threads.started
@@ -475,7 +492,9 @@ class SysletEventLoop(TakeBackLoop):
                         # asyncio's logger object, looked up now: tools and tests
                         # that patch asyncio.base_events.logger see this warning too
                         vars(base_events)["logger"].warning(
-                            "Executing %s took %.3f seconds", _format_handle(handle), dt
+                            _SLOW_MOVED if sy.epoch is not epoch else _SLOW,
+                            _format_handle(handle),
+                            dt,
                         )
                 finally:
                     self._current_handle = None
@@ -828,7 +847,27 @@ class SysletEventLoop(TakeBackLoop):
         sy.hand_over = None
         sy.watchdog = None
         sy.threads = None
+        sy.step_sampler = None
         sy.inline = None
+
+
+_RUN_ONCE: types.CodeType = SysletEventLoop._run_once.__code__
+
+
+def _sites_table(sites: list[BlockedSite]) -> str:
+    """The report's second table: where steps blocked unwrapped (``migrate_steps``): the
+    step's line in the application, and the call that blocked (with its own line)."""
+    header = f"{'step blocked unwrapped at':<44} {'call (where)':<44} {'claims':>7} {'blocked s':>10}"
+    lines = [header, "-" * len(header)]
+    for site in sites:
+        step = _tail(site.step.split(" in ")[0], 44)
+        call = _tail(f"{site.call} ({os.path.basename(site.where)})", 44)
+        lines.append(f"{step:<44} {call:<44} {site.claims:>7} {site.blocked_seconds:>10.3f}")
+    return "\n".join(lines)
+
+
+def _tail(text: str, width: int) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
 
 
 def _weak_wake(loop: SysletEventLoop) -> Callable[[], None]:

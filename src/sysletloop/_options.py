@@ -8,6 +8,7 @@ error naming the option and the value it got: ``TypeError`` for a value of the w
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -65,6 +66,14 @@ class LoopOptions:
         (a sqlite3 connection, thread-locals) made in one such call work in the next,
         and Python's signal handlers run promptly. With ``False`` the loop stays on
         whichever thread it moved to, and the home thread only waits for the run to end.
+    ``migrate_steps``
+        Whether a task step (or callback) that blocks in a call nobody wrapped
+        (``time.sleep``, ``socket.recv``, a sync driver, written straight in an
+        ``async def``) moves the loop to another thread, as a blocked inline call does;
+        the step's thread is held at its next bytecode until it has the loop back, so
+        no code of the step ever runs beside the loop. Needs ``sys.monitoring``
+        (CPython 3.12+): ``True`` on 3.11 is a ``ValueError``. Off by default (see the
+        README for why).
     """
 
     block_threshold: float = DEFAULT_BLOCK_THRESHOLD
@@ -74,6 +83,7 @@ class LoopOptions:
     predict_blocking: bool = True
     route_anyio: bool = False
     home_affinity: bool = True
+    migrate_steps: bool = False
 
     def __post_init__(self) -> None:
         _check_seconds("block_threshold", self.block_threshold, upper=60.0)
@@ -82,10 +92,17 @@ class LoopOptions:
             raise TypeError(f"max_blocked must be an int, got {type(self.max_blocked).__name__}")
         if self.max_blocked < 1:
             raise ValueError(f"max_blocked must be at least 1, got {self.max_blocked}")
-        for name in ("route_executor", "predict_blocking", "route_anyio", "home_affinity"):
+        for name in (
+            "route_executor", "predict_blocking", "route_anyio", "home_affinity", "migrate_steps"
+        ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        if self.migrate_steps and not hasattr(sys, "monitoring"):
+            raise ValueError(
+                "migrate_steps=True needs sys.monitoring (CPython 3.12+) to hold a blocked "
+                f"step's thread; this is Python {sys.version_info[0]}.{sys.version_info[1]}"
+            )
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, object]) -> LoopOptions:

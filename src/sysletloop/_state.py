@@ -23,6 +23,7 @@ import asyncio
 import concurrent.futures
 import selectors
 import threading
+import types
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ._handover import HandOverRecord
     from ._home import HomeRun
     from ._limits import ThreadLimit
+    from ._stepsampler import StepSampler
     from ._takeback import StealRequest
     from ._threadcache import ThreadCache
     from ._threadstate import OwnerThreadState
@@ -66,7 +68,8 @@ class SysletState:
         "peak_blocked", "pending", "pending_counted_over_cap", "predicted_blocking",
         "profiles", "queued_over_cap", "quiesce_waiters", "retry_delay", "retry_handle",
         "ring", "run_ending", "short_of_threads", "stall_after", "stalled_calls",
-        "steal_filed", "steal_requests", "thread_limit", "thread_start_failures", "threads",
+        "steal_filed", "steal_requests", "step_sampler", "step_sites", "steps_at_cap",
+        "claimed_steps", "thread_limit", "thread_start_failures", "threads",
         "threads_reused_before", "threads_started_before", "waited_for_threads", "watchdog",
     )  # fmt: skip
 
@@ -133,6 +136,13 @@ class SysletState:
         self.home_returns = 0
         self.threads_started_before = 0  # the thread cache's, kept at close
         self.threads_reused_before = 0
+        # --- steps that block unwrapped (_steps): the sampler (made by the owner at
+        # run_forever, closed by close), the claims (under own_lock), the claims given up
+        # at the cap (the sampler's thread only), and the sites (the owner's).
+        self.step_sampler: StepSampler | None = None
+        self.claimed_steps = 0
+        self.steps_at_cap = 0
+        self.step_sites: dict[tuple[types.CodeType, int, types.CodeType, int], list[Any]] = {}
         # --- counters written under own_lock (the watchdog's claim writes them too):
         self.migrations = 0
         self.blocked_total = 0

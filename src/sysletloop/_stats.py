@@ -63,6 +63,13 @@ class SysletStats:
     ``home_returns``
         Times the loop went back to its home thread when a blocked call that ran there
         returned (``home_affinity``); that call's outcome was delivered there directly.
+    ``claimed_steps``
+        Task steps (or callbacks) that blocked in a call nobody wrapped and were claimed:
+        the loop went on on another thread until the step's call returned
+        (``migrate_steps``; where they blocked: ``loop.syslet_blocked_sites()``).
+    ``steps_at_cap``
+        Looks at a blocked step that found ``max_blocked_now`` calls and steps already
+        blocked: the step kept the loop (a stall, as on a stock loop) while it lasted.
     """
 
     inline_completions: int
@@ -86,3 +93,5 @@ class SysletStats:
     stalled_calls: int
     max_blocked_now: int
     home_returns: int
+    claimed_steps: int = 0
+    steps_at_cap: int = 0

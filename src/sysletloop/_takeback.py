@@ -106,6 +106,7 @@ class TakeBackLoop(HandOverLoop):
                     self._after_stall()
                 else:
                     self._take_back(cell, state)
+                    sy.eager_blocked += 1
             else:
                 sy.inline = None
                 watchdog.disarm()
@@ -130,9 +131,10 @@ class TakeBackLoop(HandOverLoop):
             profile = sy.eager_profiles[fn] = sy.profiles.get(fn)
         return profile
 
-    def _take_back(self, cell: list[object], state: OwnerThreadState) -> None:
-        """This thread's eager call blocked and has now returned: wait until the current
-        owner hands the loop back, then re-enter the task it was running."""
+    def _take_back(self, cell: object, state: OwnerThreadState) -> None:
+        """This thread's eager call (or task step, ``_steps``) blocked and has now
+        returned: wait until the current owner hands the loop back, then re-enter the
+        task it was running."""
         sy = self._syslet
         request = StealRequest(threading.get_ident(), state, eager=True)
         with sy.steal_filed:
@@ -150,7 +152,6 @@ class TakeBackLoop(HandOverLoop):
             except KeyboardInterrupt as exc:  # Ctrl-C while waiting (main thread)
                 interrupt = exc
                 self._request_stop()
-        sy.eager_blocked += 1
         task = sy.interrupted_tasks.pop(id(cell))
         if task is not None:
             enter_task(self, task)

@@ -12,8 +12,8 @@ Glossary
              bug, and its exception is reported through ``threading.excepthook``.
 
 Thread rules
-    ``_lock`` guards ``_idle``, ``_workers``, ``_backlog``, ``_starting``, ``_closed``
-    and the counters; ``_wanted`` (a Condition on ``_lock``) wakes the starter. A slot's
+    ``_lock`` guards ``_idle``, ``_workers``, ``_backlog``, ``_starting``, ``_closed``,
+    ``_spares``/``_spares_until`` and the counters; ``_wanted`` (a Condition on ``_lock``) wakes the starter. A slot's
     ``job`` is written by the thread that pops the slot from ``_idle`` (under ``_lock``),
     before it releases the slot's lock; the worker reads it after acquiring that lock.
     A worker leaves ``_idle`` only by being popped (given a job) or by removing itself
@@ -41,6 +41,12 @@ A worker that goes idle calls ``on_idle`` (the loop waits for one when short of
 threads). The three callbacks run outside ``_lock``, on the thread that saw the event,
 and must not raise (what they raise is reported and ignored).
 
+Spares ahead of demand: ``want_spares(n, until)`` asks the starter to keep ``n`` workers
+idle until the deadline (topping up as they are taken), for a burst of hand-overs that
+would otherwise each wait for a thread start (the step sampler's claims, which come in
+bursts when many tasks block at once). Past the deadline nothing more is started and the
+spares age out like any idle worker.
+
 Idle workers are used last-in first-out, so a warm thread is reused and the others age
 out (as trio's thread cache and anyio's worker threads do). There is no reaper thread:
 each worker times itself out.
@@ -55,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -99,6 +106,8 @@ class ThreadCache:
         self._starting = 0  # workers the starter has started that took no job yet
         self._wanted = threading.Condition(self._lock)
         self._starter: threading.Thread | None = None
+        self._spares = 0  # idle workers the starter keeps, until _spares_until
+        self._spares_until = 0.0
         self.started = 0
         self.reused = 0
 
@@ -116,23 +125,42 @@ class ThreadCache:
             if self._hand_to_idle(job):
                 return
             self._backlog.append(job)
-            if self._starter is None:
-                self._starter = threading.Thread(
-                    target=self._starter_main, name=f"{self._name}-starter", daemon=True
-                )
-                start_starter = True
-            else:
-                start_starter = False
-                self._wanted.notify()
-        if start_starter:
-            try:
-                self._starter.start()  # once per cache: after this, starting is its job
-            except BaseException:
-                with self._lock:  # no starter: take the job back, the caller decides
-                    self._starter = None
-                    if job in self._backlog:
-                        self._backlog.remove(job)
-                raise
+            starter = self._starter_to_start()
+        if starter is not None:
+            self._start_starter(starter, job)
+
+    def want_spares(self, count: int, until: float) -> None:
+        """Keep ``count`` workers idle until ``until`` (``time.monotonic()``), started by
+        the starter thread; never waits for a worker to start."""
+        with self._lock:
+            if self._closed:
+                return
+            self._spares = count
+            self._spares_until = until
+            starter = self._starter_to_start()
+        if starter is not None:
+            self._start_starter(starter, None)
+
+    def _starter_to_start(self) -> threading.Thread | None:
+        """Under ``_lock``: wake the starter; or, when there is none, make one for the
+        caller to start outside the lock."""
+        if self._starter is not None:
+            self._wanted.notify()
+            return None
+        self._starter = threading.Thread(
+            target=self._starter_main, name=f"{self._name}-starter", daemon=True
+        )
+        return self._starter
+
+    def _start_starter(self, starter: threading.Thread, job: Job | None) -> None:
+        try:
+            starter.start()  # once per cache: after this, starting is its job
+        except BaseException:
+            with self._lock:  # no starter: take the job back, the caller decides
+                self._starter = None
+                if job is not None and job in self._backlog:
+                    self._backlog.remove(job)
+            raise
 
     def _hand_to_idle(self, job: Job) -> bool:
         """Under ``_lock``: give ``job`` to the most recently idle worker, if any."""
@@ -144,6 +172,8 @@ class ThreadCache:
         self.reused += 1
         slot.job = job
         slot.wakeup.release()
+        if self._spares:
+            self._wanted.notify()  # the starter tops the spares up
         return True
 
     def start_spare(self) -> None:
@@ -201,9 +231,9 @@ class ThreadCache:
         try:
             while True:
                 with self._lock:
-                    while not self._closed and len(self._backlog) <= self._starting:
+                    while not self._closed and not self._want_a_worker():
                         self._wanted.wait()
-                    if len(self._backlog) <= self._starting:
+                    if self._closed and len(self._backlog) <= self._starting:
                         return  # closed, and every backlogged job has a worker coming
                     self._starting += 1
                 try:
@@ -225,6 +255,15 @@ class ThreadCache:
                     stranded.append(self._backlog.pop())
             for job in reversed(stranded):
                 self._report(self._on_stranded, job)
+
+    def _want_a_worker(self) -> bool:
+        """Under ``_lock``: a backlogged job with no worker coming, or spares wanted."""
+        if len(self._backlog) > self._starting:
+            return True
+        if self._spares and time.monotonic() < self._spares_until:
+            return len(self._idle) + self._starting - len(self._backlog) < self._spares
+        self._spares = 0
+        return False
 
     @staticmethod
     def _report(callback: Callable[[Job], None] | Callable[[BaseException], None] | None,

@@ -1,0 +1,275 @@
+"""Steps that block unwrapped: the loop moves on while a task step waits in the kernel.
+
+With ``migrate_steps``, a task step (or a callback with a Python frame of its own) that
+blocks in a call nobody wrapped -- ``time.sleep``, ``socket.recv``, a sync driver --
+is *claimed* as an inline call is: the loop goes on on another thread, and the step's
+thread, once its call returns, takes the loop back before it runs one more bytecode of
+the step (the eager calls' take-back, in ``_takeback``). The pieces:
+
+    ``_stepsampler``  the sampling thread that sees the owner still inside a handle;
+    ``_stephold``     the ``sys.monitoring`` catch that holds the step's thread at its
+                      next instruction;
+    this module       the claim and the held thread's return, as a layer of the loop.
+
+The protocol (the claim, the race with the call returning, the take-back, what is not
+caught, the alternatives rejected) is written once, in ``_handover``, "Steps that block
+unwrapped". Thread rules: ``_claim_step`` runs on the sampler's thread and touches loop
+state only under ``own_lock``, as the watchdog's claim does; ``_held_step_resumed`` runs
+on the held thread, inside the monitoring callback, and touches loop state only after
+its take-back is granted (it is the owner then). ``step_sites`` is the owner's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import linecache
+import os
+import sys
+import time
+import types
+import weakref
+from dataclasses import dataclass
+
+from . import _stephold
+from ._handover import HandOverRecord
+from ._stephold import StepHold
+from ._stepsampler import BlockedStep, StepSampler
+from ._takeback import TakeBackLoop
+from ._threadstate import OwnerThreadState
+
+__all__ = ["BlockedSite", "ClaimedStep", "StepClaimLoop"]
+
+# Hold states, under own_lock: ARMED until the claimer commits (CLAIMED) or gives up
+# (CANCELLED), or the held thread resumes first (RELEASED: its call returned in time).
+ARMED, CLAIMED, CANCELLED, RELEASED = 0, 1, 2, 3
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_HANDLE_RUN: types.CodeType = asyncio.Handle._run.__code__
+_GENERATOR_LIKE = (
+    0x20 | 0x80 | 0x100 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
+)
+
+
+class ClaimedStep(StepHold):
+    """A blocked step's hold, with what the claim and the report need."""
+
+    __slots__ = ("owner_state", "site", "since", "state")
+
+    def __init__(self, blocked: BlockedStep, codes: tuple[types.CodeType, ...], loop: object) -> None:
+        ref = weakref.ref(loop)
+
+        def on_resume(hold: StepHold) -> None:
+            target = ref()
+            if target is not None:
+                target._held_step_resumed(hold)  # type: ignore[attr-defined]
+
+        super().__init__(blocked.ident, codes, on_resume)
+        root = blocked.chain[-1]
+        self.site = (blocked.frame.f_code, blocked.lasti, root.f_code, root.f_lasti)
+        self.since = blocked.since
+        self.state = ARMED
+        self.owner_state: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedSite:
+    """Where unwrapped calls blocked a step: ``file:line`` of the innermost Python frame
+    (``where``), its function, the source of the call there (``call``: the C function
+    that blocked, as written), the step's own frame at that moment (``step``: the line
+    of the coroutine or callback that the loop ran, in the application's code even when
+    the block was deep in a library), how often and for how long."""
+
+    where: str
+    function: str
+    call: str
+    step: str
+    claims: int
+    blocked_seconds: float
+
+
+class StepClaimLoop(TakeBackLoop):
+    """The claim of a step that blocked unwrapped (``migrate_steps``)."""
+
+    def _start_step_sampler(self, loop_code: types.CodeType) -> None:
+        """Owner, at ``run_forever``: make sure the sampler runs (and the thread cache and
+        watchdog exist: a claim hands the loop to a worker, from the sampler's thread)."""
+        sy = self._syslet
+        if sy.watchdog is None:
+            self._start_threads()
+        sampler = sy.step_sampler
+        if sampler is not None and sampler.is_alive():
+            sampler.wake()
+            return
+        ref = weakref.ref(self)
+
+        def owner() -> tuple[int, int] | None:
+            loop = ref()
+            if loop is None:
+                return None
+            ident = loop._thread_id
+            return None if ident is None else (ident, loop._syslet.epoch)
+
+        def on_blocked(blocked: BlockedStep) -> bool:
+            loop = ref()
+            return loop is not None and loop._claim_step(blocked)
+
+        _stephold.tool_id()  # fail here, on the owner, if no tool id is free
+        sy.step_sampler = StepSampler(
+            threshold=sy.options.block_threshold,
+            owner=owner,
+            on_blocked=on_blocked,
+            handle_code=_HANDLE_RUN,
+            loop_code=loop_code,
+            name="sysletloop-sampler",
+        )
+
+    def _claim_step(self, blocked: BlockedStep) -> bool:
+        """Sampler thread: the owner has been still inside a handle (for the threshold,
+        or at a site known to block). Hold its thread at its next bytecode, then claim
+        the loop from it, if it is still there; else undo the hold. True if claimed."""
+        try:
+            return self._claim_step_and_hand_over(blocked)
+        except Exception as exc:  # MemoryError, or a bug: nothing was claimed
+            self._note_fault("the claim of a blocked step", exc)
+            return False
+
+    def _claim_step_and_hand_over(self, blocked: BlockedStep) -> bool:
+        sy = self._syslet
+        if sy.inline is not None or sy.closing or sy.epoch != blocked.epoch:
+            return False  # an inline or eager call (the watchdog's), or the owner changed
+        if _stephold.is_held(blocked.ident):
+            return False  # claimed already: its successor has not set _thread_id yet
+        if sy.blocked_total - sy.blocked_drained + sy.eager_outstanding >= sy.max_blocked_now:
+            sy.steps_at_cap += 1  # stalls, as on a stock loop (the sampler's counter)
+            return False
+        codes = _codes_to_arm(blocked.chain)
+        if codes is None:
+            return False  # the loop's own code, not a user's step
+        hold = ClaimedStep(blocked, codes, self)
+        _stephold.arm(hold)
+        # Armed: from here the thread stops at its next instruction in any of these
+        # codes. Is it still where it was seen? (If it moved on, it either passed
+        # through the callback already, RELEASED, or is past the chain: undo.)
+        frame = sys._current_frames().get(blocked.ident)
+        if frame is not blocked.frame or frame.f_lasti != blocked.lasti:
+            self._cancel_hold(hold)
+            return False
+        hand_over = HandOverRecord(hold, migration=False)
+        with sy.own_lock:
+            if (
+                hold.state != ARMED
+                or sy.epoch != blocked.epoch
+                or sy.inline is not None
+                or sy.closing
+                or self._thread_id != blocked.ident
+            ):
+                claimed = False
+            else:
+                claimed = True
+                hold.state = CLAIMED
+                hold.owner_state = sy.owner_state
+                sy.epoch += 1
+                epoch = sy.epoch
+                sy.hand_over = hand_over
+                sy.eager_outstanding += 1  # a run cannot end before it takes the loop back
+                sy.claimed_steps += 1
+        if not claimed:
+            self._cancel_hold(hold)
+            return False
+        self._start_successor(hand_over, epoch, hold, id(hold), False, soon=True)
+        return True
+
+    def _cancel_hold(self, hold: ClaimedStep) -> None:
+        sy = self._syslet
+        with sy.own_lock:
+            if hold.state == ARMED:
+                hold.state = CANCELLED
+        _stephold.release(hold)
+
+    def _held_step_resumed(self, hold: StepHold) -> None:
+        """The held thread, in the monitoring callback, before its next bytecode: if the
+        step was claimed, wait to own the loop again; else just go on."""
+        assert isinstance(hold, ClaimedStep)
+        sy = self._syslet
+        with sy.own_lock:
+            state = hold.state
+            if state == ARMED:
+                hold.state = RELEASED  # returned before the claim: nothing moved
+        _stephold.release(hold)
+        if state != CLAIMED:
+            return
+        owner_state = hold.owner_state
+        assert isinstance(owner_state, OwnerThreadState)
+        if self._hand_over_failed(hold, eager=True):
+            self._after_stall()  # no thread took the loop over: it is still ours
+        else:
+            self._take_back(hold, owner_state)
+        self._note_blocked_site(hold)
+
+    def _note_blocked_site(self, hold: ClaimedStep) -> None:
+        """Owner: count a claimed step at its site (where its innermost frame blocked)."""
+        blocked = time.monotonic() - hold.since
+        sites = self._syslet.step_sites
+        entry = sites.get(hold.site)
+        if entry is None:
+            sites[hold.site] = [1, blocked]
+        else:
+            entry[0] += 1
+            entry[1] += blocked
+
+    def syslet_blocked_sites(self) -> list[BlockedSite]:
+        """Where task steps blocked in calls nobody wrapped and the loop moved on
+        (``migrate_steps``), the most blocked time first. From the loop's thread, or once
+        it has stopped."""
+        out = []
+        for (code, lasti, root, root_lasti), (count, seconds) in list(
+            self._syslet.step_sites.items()
+        ):
+            out.append(
+                BlockedSite(
+                    where=f"{code.co_filename}:{_line_of(code, lasti)}",
+                    function=code.co_qualname,
+                    call=_call_source(code, lasti),
+                    step=f"{root.co_filename}:{_line_of(root, root_lasti)} in {root.co_qualname}",
+                    claims=count,
+                    blocked_seconds=seconds,
+                )
+            )
+        out.sort(key=lambda s: (s.blocked_seconds, s.claims), reverse=True)
+        return out
+
+
+def _codes_to_arm(chain: list[types.FrameType]) -> tuple[types.CodeType, ...] | None:
+    """The code objects to arm for a blocked step's frames, innermost first (each once),
+    and ``Handle._run``'s when the root is a plain function (an exception leaving it is
+    caught there). None if a frame is the loop's own code."""
+    codes: list[types.CodeType] = []
+    for frame in chain:
+        code = frame.f_code
+        if code.co_filename.startswith(_PACKAGE_DIR):
+            return None
+        if code not in codes:
+            codes.append(code)
+    if not chain[-1].f_code.co_flags & _GENERATOR_LIKE:
+        codes.append(_HANDLE_RUN)
+    return tuple(codes)
+
+
+def _line_of(code: types.CodeType, lasti: int) -> int:
+    for start, end, line in code.co_lines():
+        if start <= lasti < end and line is not None:
+            return line
+    return code.co_firstlineno
+
+
+def _call_source(code: types.CodeType, lasti: int) -> str:
+    """The source text of the call at ``lasti`` (``time.sleep(0.05)``), if it can be read."""
+    positions = list(code.co_positions())
+    index = lasti // 2
+    if index >= len(positions):
+        return ""
+    line, end_line, col, end_col = positions[index]
+    if line is None or line != end_line or col is None or end_col is None:
+        text = linecache.getline(code.co_filename, line or 0).strip()
+        return text
+    return linecache.getline(code.co_filename, line)[col:end_col]
