@@ -18,7 +18,10 @@ seconds and asks three questions:
        ``threshold`` (``on_blocked``; the loop decides whether to claim it).
 
 A *known* site -- the same code and instruction as a step claimed before -- is reported
-at the first look that finds the owner still there, without waiting out the threshold
+at the first look that finds the owner there, without waiting out the threshold or for
+its CPU clock to be seen still (the sampler holds the GIL as it looks, so the owner is
+not running bytecode: it waits in that call, or for the GIL; a wrong guess costs one
+hand-over and one take-back)
 (Go's ``entersyscallblock``, by place rather than by call): when twenty tasks made ready
 together each block at the same line, each stalls the loop for one look, not for a
 threshold. After a claim the sampler looks every ``BURST_PERIOD`` for ``BURST_TIME``,
@@ -62,6 +65,8 @@ import threading
 import time
 import types
 from collections.abc import Callable
+
+from ._timerslack import reduce_timer_slack
 
 __all__ = ["BlockedStep", "StepSampler"]
 
@@ -184,6 +189,7 @@ class StepSampler:
         return self._thread.native_id
 
     def _main(self) -> None:
+        reduce_timer_slack()  # 50 us of default slack on a 100 us burst period is half
         delay: float | None = self._period
         while True:
             with self._cond:
@@ -224,19 +230,25 @@ class StepSampler:
         elapsed = now - self._at
         used = cpu - self._cpu
         self._at, self._cpu = now, cpu
-        if used > CPU_SHARE * elapsed:
+        known = self._known
+        if used > CPU_SHARE * elapsed and not known:
             self._candidate = None  # it computes
             return self._next(now)
         chain = step_chain(_current_frames().get(ident), self._handle_code, self._loop_code)
         if chain is None:
             self._candidate = None
+            if used > CPU_SHARE * elapsed:
+                return self._next(now)
             return min(2 * elapsed, IDLE_MAX)  # polling (or an inline call): back off
         candidate = self._candidate
         top = chain[0]
         if candidate is None or candidate.frame is not top or candidate.lasti != top.f_lasti:
             self._candidate = candidate = BlockedStep(ident, epoch, chain, now - elapsed)
-            if (top.f_code, candidate.lasti) not in self._known:
+            if (top.f_code, candidate.lasti) not in known:
                 return self._next(now)
+        elif used > CPU_SHARE * elapsed:
+            self._candidate = None  # the same place, but it computed meanwhile
+            return self._next(now)
         elif candidate.reported or now - candidate.since < self._threshold:
             return self._next(now)
         candidate.reported = True
