@@ -719,11 +719,82 @@ static PyTypeObject WatchdogType = {
     .tp_getset = Watchdog_getset,
 };
 
+/*
+ * wait_still(clockid, period, share, max_wait) -> float: the step sampler's wait
+ * (_stepsampler.py). With the GIL released, read a thread's CPU clock (clockid, from
+ * time.pthread_getcpuclockid) every `period` seconds, and return as soon as one interval
+ * shows it used less than `share` of the interval's wall time: the interval's length in
+ * seconds. 0.0: no such interval within `max_wait` (the thread computes). -1.0: the clock
+ * cannot be read (the thread is gone). Why C: a Python sampler needs the GIL merely to
+ * read the clock, and takes it from a loop that computes at every poll; this one takes
+ * no GIL until the thread is still, when the thread does not hold the GIL anyway.
+ */
+static double ts_seconds(const struct timespec *ts) {
+    return (double)ts->tv_sec + (double)ts->tv_nsec * 1e-9;
+}
+
+static PyObject *cwatchdog_wait_still(PyObject *Py_UNUSED(module), PyObject *args) {
+    int clock_int;
+    double period, share, max_wait;
+    if (!PyArg_ParseTuple(args, "iddd:wait_still", &clock_int, &period, &share, &max_wait)) {
+        return NULL;
+    }
+    if (!(period > 0.0) || !(max_wait >= 0.0) || period > 60.0 || max_wait > 3600.0) {
+        PyErr_SetString(PyExc_ValueError, "wait_still: period must be in (0, 60] and max_wait in [0, 3600]");
+        return NULL;
+    }
+    clockid_t clock = (clockid_t)clock_int;
+    double result = 0.0;
+    Py_BEGIN_ALLOW_THREADS
+    struct timespec ts;
+    struct timespec nap;
+    nap.tv_sec = (time_t)period;
+    nap.tv_nsec = (long)((period - (double)nap.tv_sec) * 1e9);
+    if (clock_gettime(clock, &ts) != 0) {
+        result = -1.0;
+    } else {
+        double cpu0 = ts_seconds(&ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double start = ts_seconds(&ts);
+        double t0 = start;
+        for (;;) {
+            clock_nanosleep(CLOCK_MONOTONIC, 0, &nap, NULL); /* EINTR: look early */
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            double now = ts_seconds(&ts);
+            if (clock_gettime(clock, &ts) != 0) {
+                result = -1.0;
+                break;
+            }
+            double cpu = ts_seconds(&ts);
+            if (now > t0 && cpu - cpu0 < share * (now - t0)) {
+                result = now - t0;
+                break;
+            }
+            if (now - start >= max_wait) {
+                result = 0.0;
+                break;
+            }
+            t0 = now;
+            cpu0 = cpu;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    return PyFloat_FromDouble(result);
+}
+
+static PyMethodDef cwatchdog_functions[] = {
+    {"wait_still", (PyCFunction)cwatchdog_wait_still, METH_VARARGS,
+     "wait_still(clockid, period, share, max_wait) -> float: wait, without the GIL, for an "
+     "interval in which a thread's CPU clock advanced by less than share of it."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef cwatchdog_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "sysletloop._cwatchdog",
     .m_doc = "The C watchdog: detects a blocked inline call without the GIL.",
     .m_size = -1,
+    .m_methods = cwatchdog_functions,
 };
 
 PyMODINIT_FUNC PyInit__cwatchdog(void) {

@@ -82,6 +82,17 @@ Eager calls and taking the loop back (``call_eager``):
     a steal request is pending: the last owner hands over instead, and the requester
     ends it.
 
+Take-backs before anything else, after a claim:
+    A thread that took the loop over because its owner blocked (``_own_from``) grants a
+    waiting take-back before it runs a single handle. The waiter may hold what the next
+    handles need: a step held at its next bytecode right after its blocking call
+    acquired a lock (``logging``'s handler lock, in CPython's own test_ssl) keeps that
+    lock until it owns the loop again. With its grant queued behind those handles, each
+    owner reaching one blocked on the lock, was claimed, and the next did the same, until
+    ``max_blocked`` threads (1,024) were blocked and the last owner stalled for good. A
+    new owner exists only because the previous one blocked, so granting first costs no
+    poll and no timer: the owner that blocked was not going to run them either.
+
 Going home (``home_affinity``, on by default):
     The home thread is where the loop should run: the thread that called
     ``run_forever`` (the main thread, under ``asyncio.run``), where Python runs signal
@@ -121,6 +132,60 @@ Going home (``home_affinity``, on by default):
         the KeyboardInterrupt once it owns the loop again, as it would from a callback.
     Cost: one more hand-over (a lock release and a thread wake-up) per blocked call that
     ran on the home thread; see the benchmark ``blocked_cost`` for what it measures.
+
+Steps that block unwrapped (``migrate_steps``, 3.12+; the code is in ``_steps``):
+    A task step (or a callback with a Python frame of its own) that blocks in a call
+    nobody wrapped is claimed like an eager call, with two differences: nothing marks
+    the call (the *step sampler*, ``_stepsampler``, finds it: the owner's CPU clock still
+    and its innermost frame at the same instruction inside ``Handle._run``, for the
+    threshold, or once at a site that blocked before), and there is no cell for the
+    step's thread to pop when its call returns (it is in the middle of user code). That
+    thread is stopped instead: ``sys.monitoring`` INSTRUCTION events on the code objects
+    of its frames, innermost up to the step's root (``_stephold``), run a callback on it
+    before it executes one more bytecode of the step. The state of the *hold* (under
+    ``own_lock``) decides the race that the cell's pop decides for calls:
+      1. The sampler builds the hold (ARMED) for the owner T, seen still at frame F and
+         instruction L, and arms its codes. From here T stops at its next instruction
+         in any frame of the step.
+      2. It reads T's innermost frame again. Not F at L: T moved before the events were
+         on, and nothing would stop it; the claim is off (CANCELLED, disarmed). Still
+         F at L (or back there: the same frames, armed all the same): go on.
+      3. Under ``own_lock``: the hold still ARMED, the epoch the one seen, no inline or
+         eager call running, T still ``_thread_id``: the claim is made (CLAIMED), the
+         epoch bumped, the hold counted in ``eager_outstanding`` (a run cannot end
+         before T takes the loop back, as a stock loop's cannot end inside a step), a
+         ``HandOverRecord`` left, and a worker given the job "own the loop from this
+         epoch" (``_start_successor(soon=True)``: never waiting for a thread to start,
+         as the sampler must keep looking; the job marks the record STARTED when it
+         runs, FAILED if the thread cache strands it, and spares are kept for a burst).
+      4. T's call returns (or raises): the callback runs on T first. Under ``own_lock``:
+         ARMED means the call returned before the claim: RELEASED, T goes on as the
+         owner it still is. CLAIMED: T disarms its hold, then, as an eager call whose
+         cell was popped, keeps the loop if the hand-over FAILED (a stall), else files a
+         take-back (``_take_back``) and waits in the callback for its grant. The step
+         then goes on as the owner; the loop's iteration that ran it sees the epoch
+         moved and starts a fresh one.
+    Exactly one of 3 and 4 sees ARMED, so the step is claimed or not, never both. A
+    claimed thread stays ``_thread_id`` until its successor sets its own; the sampler
+    may see it again meanwhile, and ``_claim_step`` skips a thread that is held.
+    What fires first on T: INSTRUCTION at the instruction after the returned CALL in the
+    innermost frame; if the call raised, at the first instruction of the handler that
+    catches it, in whichever armed frame that is (a coroutine body always has one; a
+    plain callback's exception goes to ``Handle._run``, armed too for that case).
+    Generator frames, ``with`` blocks, ``await``-free helper functions: all frames of the
+    chain. Several held threads at once: one hold each, codes armed by reference count;
+    a thread running armed code without a hold (the new owner running other tasks of
+    the same coroutine function) pays one callback per instruction of it while held.
+    Not held (documented in the README): Python that C code runs on T after its call
+    returns and before T is back in an armed frame -- a GC finalizer, a weakref
+    callback, a sqlite3 user function called after a busy wait -- runs beside the
+    loop; a Python signal handler run inside the call (main thread) too, as it does
+    while any call of the main thread is migrated; a bare C callback
+    (``call_soon(time.sleep, 1)``) has no frame to hold and is not claimed (it stalls
+    the loop, as on stock asyncio); nor is a step while ``max_blocked`` calls and
+    steps are blocked (``steps_at_cap``).
+    What a step may notice: the blocking call becomes a point where other tasks run,
+    as an ``await`` is; and the step goes on on whichever thread was held.
 
 When threads run out (a cgroup's pids.max, RLIMIT_NPROC, threads-max, memory):
     The loop is never handed to a thread that does not exist. After the pop (2b) the
@@ -196,6 +261,18 @@ Rejected alternatives
       the syslet promise is that nothing moves unless something blocks.
     * A lock around "is this call still inline?": two lock operations per call on the
       fast path where one atomic ``list.pop`` decides the same race.
+    * Steps: catching Python that C code runs after the block with the global
+      PY_START/PY_RESUME/PY_THROW events: 3.6-4.1x on call-heavy code in every thread
+      while any step is held (the feasibility study, ``../shared/design/STEPS.md``).
+      Returning ``DISABLE`` to threads that are not held: it disables the event at that
+      instruction for every thread, the held one too. LINE events: the rest of the line
+      runs first. ``sys.settrace``/``threading.settrace``: the calling thread or new
+      threads only. On 3.11, the private ``_PyEval_SetTrace`` on another thread: it
+      replaces any tracer (coverage, debuggers) and is no supported API, so 3.11 has no
+      ``migrate_steps``. Moving a step without holding its thread (monkey-patching the
+      blocking calls, as gevent does): the step's code would run beside the loop.
+    * Steps: a counter per handle for the sampler to read (a store on every handle);
+      a timer armed per handle (a futex wake each).
     * Sending every call to a pool, with the loop merely not waiting: that is
       ``to_thread`` (45-130 us a call here), the cost this loop exists to remove.
 """
@@ -408,6 +485,11 @@ class HandOverLoop(ThreadShortageLoop):
             sy.interrupted_tasks[cell_id] = task
             if task is not None:
                 leave_task(self, task)
+        if sy.steal_requests:
+            # A thread waits to take the loop back: it goes first (see "Take-backs
+            # before anything else").
+            self._grant_steal()
+            return
         try:
             if not self._drive(resume=True):
                 return  # deposed (suspended around its call), or handed over

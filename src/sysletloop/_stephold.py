@@ -27,8 +27,9 @@ Thread rules
     build would make ``_holds`` a per-thread slot instead). ``release`` removes a hold
     exactly once, whoever calls it first (the held thread, or a sampler cancelling).
 
-What fires, and why the whole chain is armed (measured on 3.12-3.15: see
-``docs/design.rst``, "Steps that block"): when the blocked call returns, INSTRUCTION
+What fires, and why the whole chain is armed (measured on 3.12-3.15 by the feasibility
+study, ``shared/design/STEPS.md``, and tested in ``tests/syslet/test_unwrapped_steps``):
+when the blocked call returns, INSTRUCTION
 fires at the instruction after its CALL in the innermost frame; when it raises, at the
 first instruction of the handler that catches it, in whichever frame of the chain that
 is. A coroutine body always has a handler of its own (the one that turns StopIteration

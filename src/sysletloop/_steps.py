@@ -139,8 +139,17 @@ class StepClaimLoop(TakeBackLoop):
             return False  # an inline or eager call (the watchdog's), or the owner changed
         if _stephold.is_held(blocked.ident):
             return False  # claimed already: its successor has not set _thread_id yet
-        if sy.blocked_total - sy.blocked_drained + sy.eager_outstanding >= sy.max_blocked_now:
-            sy.steps_at_cap += 1  # stalls, as on a stock loop (the sampler's counter)
+        if (
+            sy.blocked_total - sy.blocked_drained + sy.eager_outstanding >= sy.max_blocked_now
+            and not sy.steal_requests
+        ):
+            # At the cap: it stalls, as on a stock loop, counted once (the sampler's
+            # counter). Unless a thread waits to take the loop back: the successor
+            # grants it at once (it may hold what this step waits for), so the claim
+            # adds no thread for long.
+            if not blocked.capped:
+                blocked.capped = True
+                sy.steps_at_cap += 1
             return False
         codes = _codes_to_arm(blocked.chain)
         if codes is None:

@@ -14,8 +14,9 @@ seconds and asks three questions:
        (the watchdog's business), or is not in the loop at all.
     3. Is it at the same frame and the same instruction as at the previous look, with
        the CPU clock still (less than ``CPU_SHARE`` of the time between the looks)? Then
-       it waits in the kernel: report it, once, when it has been seen so for at least
-       ``threshold`` (``on_blocked``; the loop decides whether to claim it).
+       it waits in the kernel: report it when it has been seen so for at least
+       ``threshold`` (``on_blocked``; the loop decides whether to claim it), and again
+       at each look until it is claimed or moves.
 
 A *known* site -- the same code and instruction as a step claimed before -- is reported
 at the first look that finds the owner there, without waiting out the threshold or for
@@ -45,15 +46,17 @@ GIL wait longer than a threshold (a switch interval is 5 ms) can be mistaken for
 block. The claim that follows is still correct (the step is held and taken back), only
 wasted: one hand-over and one take-back.
 
-Cost: a look reads two clocks while the owner computes (its CPU moves), and reads the
-frames only while the owner is still. Measured with ``python -m benchmarks.instructions``
-(the loop thread's own work is unchanged: the sampler adds none to an iteration) and by
-its CPU time in ``benchmarks.watchdog_cost``-style runs (see docs/design.rst).
+Cost: the sampler waits for a still interval in C (``_cwatchdog.wait_still``), reading
+the owner's CPU clock every period *without the GIL*, and takes the GIL only when the
+owner was still (then the owner is not using it) or every ``MAX_WAIT``. A Python sampler
+needs the GIL to read a clock at all, and took it from a computing loop at every poll:
+10% of the wall time of a loop doing nothing but ``await asyncio.sleep(0)`` (7 paired
+runs, CPython 3.12), against none added to an iteration by the sampler itself. The
+Python wait remains as the fallback where the extension was not built.
 
 Rejected: a counter bumped per handle and read by the sampler (a store per handle on the
-hot path); arming a timer per handle (a futex wake per handle, ~15-20 us of CPU); the C
-watchdog reading the CPU clock without the GIL (it must take the GIL to read frames
-anyway, and a still owner leaves the GIL free).
+hot path); arming a timer per handle (a futex wake per handle, ~15-20 us of CPU);
+a Python sampler reading the clock (the GIL cost above).
 """
 
 from __future__ import annotations
@@ -85,6 +88,10 @@ IDLE_MAX = 0.01  # seconds
 # percent of a core, paid only while steps keep blocking.
 BURST_PERIOD = 0.0001  # seconds
 BURST_TIME = 0.05  # seconds
+# The longest wait for a still interval before the sampler takes the GIL to look at the
+# owner again (it may have changed, or the loop closed): 50 GIL acquisitions a second
+# from a loop that computes all along, and what ``close()`` may wait for the thread.
+MAX_WAIT = 0.02  # seconds
 # Known sites kept at most (code object, instruction offset); the set starts again past it.
 MAX_KNOWN = 4096
 
@@ -98,7 +105,7 @@ class BlockedStep:
     """A step seen blocked: its thread, the epoch it owned, the frame chain (innermost
     first, up to the step's root), the instruction and when it was first seen still."""
 
-    __slots__ = ("chain", "epoch", "frame", "ident", "lasti", "reported", "since")
+    __slots__ = ("capped", "chain", "epoch", "frame", "ident", "lasti", "reported", "since")
 
     def __init__(
         self, ident: int, epoch: int, chain: list[types.FrameType], since: float
@@ -109,7 +116,8 @@ class BlockedStep:
         self.frame = chain[0]
         self.lasti = chain[0].f_lasti
         self.since = since
-        self.reported = False
+        self.reported = False  # claimed: not to be reported again
+        self.capped = False  # the loop's: counted once as stalled at the cap
 
 
 def step_chain(
@@ -190,75 +198,107 @@ class StepSampler:
 
     def _main(self) -> None:
         reduce_timer_slack()  # 50 us of default slack on a 100 us burst period is half
-        delay: float | None = self._period
-        while True:
-            with self._cond:
-                if not self._closed and not self._woken:
-                    self._cond.wait(delay)
-                self._woken = False
-                if self._closed:
-                    return
+        period = self._period
+        while not self._closed:
             try:
-                delay = self._look()
+                period = self._sample(period)
             except Exception as exc:  # a bug, or MemoryError: keep watching
                 logger.error("sysletloop: the step sampler's look failed", exc_info=exc)
-                delay = self._threshold
+                period = self._threshold
+                time.sleep(period)
+
+    def _park(self) -> None:
+        with self._cond:
+            while not self._closed and not self._woken:
+                self._cond.wait()
+            self._woken = False
 
     def _next(self, now: float) -> float:
         return BURST_PERIOD if now < self._burst_until else self._period
 
-    def _look(self) -> float | None:
-        """One sample; returns the delay before the next (None: park until woken)."""
-        self.looks += 1
+    def _sample(self, period: float) -> float:
+        """Wait for the owner to be still for one ``period``, then look where it is;
+        returns the next period."""
         who = self._owner()
         if who is None:
-            self._ident = 0
             self._candidate = None
-            return None
+            self._park()
+            return self._period
         ident, epoch = who
-        now = _monotonic()
-        try:
-            cpu = _clock_gettime(_cpu_clock(ident))
-        except (OSError, OverflowError):  # the thread is gone: the owner changes
-            self._ident = 0
-            self._candidate = None
-            return self._next(now)
         if ident != self._ident or epoch != self._epoch:
-            self._ident, self._epoch, self._at, self._cpu = ident, epoch, now, cpu
+            self._ident, self._epoch = ident, epoch
             self._candidate = None
+        try:
+            clock = _cpu_clock(ident)
+        except (OSError, OverflowError):  # the thread is gone: the owner changes
+            clock = None
+        still = -1.0 if clock is None else _wait_still(clock, period, CPU_SHARE, MAX_WAIT)
+        self.looks += 1
+        now = _monotonic()
+        if still <= 0.0 or self._owner() != who:
+            # It computed all along (0), or is gone (-1), or the loop changed hands.
+            self._candidate = None
+            if still < 0.0:
+                time.sleep(self._period)
             return self._next(now)
-        elapsed = now - self._at
-        used = cpu - self._cpu
-        self._at, self._cpu = now, cpu
-        known = self._known
-        if used > CPU_SHARE * elapsed and not known:
-            self._candidate = None  # it computes
-            return self._next(now)
+        # Still for the last ``still`` seconds: waiting in the kernel, polling, or
+        # waiting for the GIL. Where?
         chain = step_chain(_current_frames().get(ident), self._handle_code, self._loop_code)
         if chain is None:
-            self._candidate = None
-            if used > CPU_SHARE * elapsed:
-                return self._next(now)
-            return min(2 * elapsed, IDLE_MAX)  # polling (or an inline call): back off
+            self._candidate = None  # polling (or an inline call): back off
+            return max(self._next(now), min(2 * period, IDLE_MAX))
         candidate = self._candidate
         top = chain[0]
         if candidate is None or candidate.frame is not top or candidate.lasti != top.f_lasti:
-            self._candidate = candidate = BlockedStep(ident, epoch, chain, now - elapsed)
-            if (top.f_code, candidate.lasti) not in known:
+            self._candidate = candidate = BlockedStep(ident, epoch, chain, now - still)
+            if (top.f_code, candidate.lasti) not in self._known:
                 return self._next(now)
-        elif used > CPU_SHARE * elapsed:
-            self._candidate = None  # the same place, but it computed meanwhile
-            return self._next(now)
         elif candidate.reported or now - candidate.since < self._threshold:
             return self._next(now)
-        candidate.reported = True
         candidate.chain = chain
         claimed = False
         with contextlib.suppress(Exception):  # the loop logs its own faults
             claimed = self._on_blocked(candidate)
+        # Not claimed (at the cap, the loop's own code, a race): asked again next look.
+        candidate.reported = claimed
         if claimed:
             if len(self._known) >= MAX_KNOWN:
                 self._known.clear()
             self._known.add((top.f_code, candidate.lasti))
             self._burst_until = now + BURST_TIME
         return self._next(now)
+
+
+def _wait_still_in_python(clock: int, period: float, share: float, max_wait: float) -> float:
+    """``_cwatchdog.wait_still``'s contract, for when the extension was not built: the
+    same answers, but every look takes the GIL (from an owner that computes, at its next
+    poll), which the C version never does while the owner runs."""
+    try:
+        cpu0 = _clock_gettime(clock)
+    except OSError:
+        return -1.0
+    start = t0 = _monotonic()
+    while True:
+        time.sleep(period)
+        now = _monotonic()
+        try:
+            cpu = _clock_gettime(clock)
+        except OSError:
+            return -1.0
+        if now > t0 and cpu - cpu0 < share * (now - t0):
+            return now - t0
+        if now - start >= max_wait:
+            return 0.0
+        t0, cpu0 = now, cpu
+
+
+def _choose_wait_still() -> Callable[[int, float, float, float], float]:
+    try:
+        from ._cwatchdog import wait_still
+    except ImportError:
+        return _wait_still_in_python
+    chosen: Callable[[int, float, float, float], float] = wait_still
+    return chosen
+
+
+_wait_still = _choose_wait_still()

@@ -3,10 +3,10 @@ loop, and write one JSON line per test outcome.
 
 Usage (a subprocess of ``test_cpython_asyncio.py``; not collected by pytest)::
 
-    python cpython_runner.py [--stock | --loop syslet|kaio] --out RESULTS.jsonl TEST_NAME [...]
+    python cpython_runner.py [--stock | --loop syslet|syslet-steps|kaio] --out RESULTS.jsonl TEST_NAME [...]
 
-Without ``--stock``, the chosen loop (``SysletEventLoop``, or ``sysletloop.kaio``'s
-``KaioEventLoop``) replaces the stock loop everywhere test_asyncio gets one:
+Without ``--stock``, the chosen loop (``SysletEventLoop``; the same with ``migrate_steps``
+on, ``syslet-steps``; or ``sysletloop.kaio``'s ``KaioEventLoop``) replaces the stock loop everywhere test_asyncio gets one:
 the default policy (``asyncio.new_event_loop``, also after a test module's
 ``set_event_loop_policy(None)``), and the ``SelectorEventLoop``/``EventLoop`` classes that
 many tests instantiate directly. With ``--stock`` nothing is replaced (the baseline).
@@ -46,6 +46,18 @@ def substitute(which: str) -> None:
             _loop_factory = kaio.KaioEventLoop
 
         policy: Any = Policy
+    elif which == "syslet-steps":
+
+        class StepsLoop(sysletloop.SysletEventLoop):
+            def __init__(self, selector: Any = None, **options: Any) -> None:
+                options.setdefault("migrate_steps", True)
+                super().__init__(selector, **options)
+
+        class StepsPolicy(sysletloop.EventLoopPolicy):
+            def new_event_loop(self) -> StepsLoop:
+                return StepsLoop()
+
+        loop_class, policy = StepsLoop, StepsPolicy
     else:
         loop_class, policy = sysletloop.SysletEventLoop, sysletloop.EventLoopPolicy
     # Every name the default policy is made from. 3.14+: the private name, which both
@@ -114,7 +126,7 @@ class JsonLinesResult(unittest.TextTestResult):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stock", action="store_true")
-    parser.add_argument("--loop", choices=["syslet", "kaio"], default="syslet")
+    parser.add_argument("--loop", choices=["syslet", "syslet-steps", "kaio"], default="syslet")
     parser.add_argument("--out", required=True)
     parser.add_argument("names", nargs="+")
     args = parser.parse_args()

@@ -110,7 +110,7 @@ def _failed(outcomes: dict[str, tuple[str, str]]) -> set[str]:
 
 
 @pytest.mark.parametrize("module", MODULES)
-@pytest.mark.parametrize("loop", ["syslet", "kaio"])
+@pytest.mark.parametrize("loop", ["syslet", "syslet-steps", "kaio"])
 def test_cpython_asyncio_module(loop: str, module: str, tmp_path: Path) -> None:
     if importlib.util.find_spec("test.test_asyncio") is None:
         pytest.skip("this interpreter has no test package (test.test_asyncio)")
@@ -118,11 +118,13 @@ def test_cpython_asyncio_module(loop: str, module: str, tmp_path: Path) -> None:
         pytest.skip(f"test.test_asyncio.{module} does not exist in this Python")
     if loop == "kaio" and not sys.platform.startswith("linux"):
         pytest.skip("the KAIO loop is Linux only")
+    if loop == "syslet-steps" and sys.version_info < (3, 12):
+        pytest.skip("migrate_steps needs sys.monitoring (3.12+)")
     results = _run([module], tmp_path / f"{loop}.jsonl", loop=loop)
     assert any(outcome == "ok" for outcome, _ in results.values()), (
         f"{module}: no test passed on {loop}; outcomes: {sorted(results.items())[:5]}"
     )
-    suspects = sorted(_failed(results) - (DOCUMENTED if loop == "syslet" else set()))
+    suspects = sorted(_failed(results) - (DOCUMENTED if loop.startswith("syslet") else set()))
     if suspects:
         stock = _run(suspects, tmp_path / "stock.jsonl", loop="stock")
         suspects = [t for t in suspects if stock.get(t, ("",))[0] == "ok"]

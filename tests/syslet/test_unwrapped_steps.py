@@ -425,6 +425,31 @@ def test_at_the_cap_a_blocked_step_stalls_and_is_counted() -> None:
     assert at_cap >= 1
 
 
+@needs_monitoring
+def test_a_held_step_holding_a_lock_the_loop_needs_does_not_cascade() -> None:
+    # Task 0 blocks acquiring a lock a plain thread holds: claimed. When it gets the
+    # lock, it is held (holding it) until it takes the loop back. The other tasks then
+    # block on that lock one after another, each claimed in turn; with the grant queued
+    # behind them, the claims cascaded to the cap and the last owner stalled forever.
+    lock = threading.Lock()
+    lock.acquire()
+    threading.Timer(0.05, lock.release).start()
+
+    async def main() -> tuple[list[bool], int]:
+        async def take(i: int) -> bool:
+            got = lock.acquire(timeout=DEADLOCK)
+            if got:
+                lock.release()
+            return got
+
+        results = await asyncio.gather(*(take(i) for i in range(12)))
+        return list(results), this_loop().syslet_stats().steps_at_cap
+
+    results, _ = run_steps(main, max_blocked=4)
+    assert results == [True] * 12
+    assert wait_until(lambda: not loop_threads()), loop_threads()
+
+
 # ----------------------------------------------------------------- telemetry
 
 
