@@ -22,6 +22,7 @@ from benchmarks.progress import default_progress
 from benchmarks.runner import Settings, run
 from benchmarks.schema import validate
 from benchmarks.workloads import all_workloads, workload_names
+from benchmarks.workloads.base import PROFILES
 
 DEFAULT_OUT = "bench-results"
 DEFAULT_REPEAT = {"smoke": 1, "quick": 3, "full": 5}
@@ -184,7 +185,9 @@ def _cmd_list() -> int:
         print(f"  {c.name:<18} {state}\n  {'':<18} {c.description}")
     print("workloads:")
     for w in all_workloads():
-        print(f"  {w.number}. {w.name:<14} {w.title} ({w.paper})")
+        out = [f"--{p}" for p in PROFILES if p not in w.profiles]
+        note = f" [not in {', '.join(out)} unless named]" if out else ""
+        print(f"  {w.number}. {w.name:<14} {w.title} ({w.paper}){note}")
     return 0
 
 

@@ -11,7 +11,8 @@ Glossary
 subject
     A contender whose claim the workload tests: sysletloop and sysletloop-eager
     everywhere, and the KAIO loop in ``random_reads`` (the paper's one KAIO win); in
-    ``fastapi``, sysletloop with ``route_anyio`` alone (the option is the claim).
+    ``fastapi``, sysletloop with ``route_anyio`` alone (the option is the claim); in
+    ``unwrapped``, sysletloop with ``migrate_steps`` alone (likewise).
 peer
     Every other contender that offloads for real: not the subjects, not the
     ``asyncio-inline`` do-nothing baseline (it never offloads, so "beating" sysletloop at
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.targets import Verdict, verdicts
-from benchmarks.workloads import fastapi_uvicorn, net_throughput
+from benchmarks.workloads import fastapi_uvicorn, net_throughput, unwrapped
 
 MARGIN = 0.05  # a peer must be 5% better (medians) to count: closer is a tie at 3 repeats
 SUBJECTS = ("sysletloop", "sysletloop-eager")
@@ -50,11 +51,13 @@ CLAIM_METRICS: Mapping[str, frozenset[str]] = {
     "timer_lag": frozenset({"lag_p99_ms", "wall_s"}),
     "fastapi": frozenset({"rps", "lag_p99_ms"}),
     "net_throughput": frozenset({"rps"}),
+    "unwrapped": frozenset({"wall_s", "lag_p99_ms"}),
 }
 EXTRA_SUBJECTS: Mapping[str, tuple[str, ...]] = {"random_reads": ("kaio",)}
 ONLY_SUBJECTS: Mapping[str, tuple[str, ...]] = {
     "fastapi": ("sysletloop-anyio",),
     "net_throughput": ("sysletloop", "sysletloop-away"),
+    "unwrapped": ("sysletloop-steps",),
 }
 NOT_PEERS = frozenset({"asyncio-inline", "fio"})
 
@@ -310,6 +313,7 @@ TARGET_REASONS: Mapping[tuple[str, str], str] = {
 DEFAULT_TARGETS: Mapping[str, Callable[[], dict[str, Any]]] = {
     "fastapi": fastapi_uvicorn.targets,
     "net_throughput": net_throughput.targets,
+    "unwrapped": unwrapped.targets,
 }
 
 

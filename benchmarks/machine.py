@@ -18,7 +18,7 @@ from typing import Any
 # The distributions whose versions decide the numbers (a contender's own, or the harness's).
 PACKAGES = (
     "sysletloop", "uvloop", "rloop", "trio", "anyio", "aiofiles", "rich", "matplotlib",
-    "fastapi", "starlette", "uvicorn", "httptools",
+    "fastapi", "starlette", "uvicorn", "httptools", "gevent",
 )  # fmt: skip
 
 

@@ -44,6 +44,8 @@ COLOURS: Mapping[str, str] = {
     "anyio-asyncio": "#bcbd22",
     "anyio-trio": "#7f7f00",
     "fio": "#000000",
+    "sysletloop-steps": "#ff9896",
+    "gevent": "#1b9e77",
 }
 UNITS = {"us": "µs"}
 
@@ -537,13 +539,19 @@ def _fastapi(w: Mapping[str, Any]) -> Figures:
 
 
 def _ratio_bars(
-    ax: Any, w: Mapping[str, Any], rows: Sequence[str], case: str, target: float | None
+    ax: Any,
+    w: Mapping[str, Any],
+    rows: Sequence[str],
+    case: str,
+    target: float | None,
+    metric: str = "rps",
+    words: str = "req/s",
 ) -> None:
-    """One bar per contender: its req/s over stock asyncio's in ``case`` (median of the
-    rounds, whiskers min-max), a dotted line at 1 and the target dashed."""
+    """One bar per contender: its ``metric`` over stock asyncio's in ``case`` (median of
+    the rounds, whiskers min-max), a dotted line at 1 and the target dashed."""
     for i, name in enumerate(rows):
         m = w["results"][name].get("cases", {}).get(case, {}).get("metrics", {})
-        r = (m.get("rps") or {}).get("ratio")
+        r = (m.get(metric) or {}).get("ratio")
         if r:
             med = float(r["median"])
             ax.barh(
@@ -561,7 +569,7 @@ def _ratio_bars(
     ax.set_yticks(range(len(rows)), rows)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
-    ax.set_xlabel("req/s ÷ stock asyncio's", fontsize=8)
+    ax.set_xlabel(f"{words} ÷ stock asyncio's", fontsize=8)
 
 
 def _net(w: Mapping[str, Any]) -> Figures:
@@ -604,6 +612,71 @@ def _net(w: Mapping[str, Any]) -> Figures:
     return [("net_throughput", fig)]
 
 
+def _unwrapped(w: Mapping[str, Any]) -> Figures:
+    """Per case (a column): wall time as a ratio to stock asyncio's with the target, and
+    the 1 ms timer's lag p99 with its target; contenders without numbers named below."""
+    import matplotlib.pyplot as plt
+
+    cases = [str(c) for c in w["params"]["cases"]]
+    rows = _rows(w, cases, ["wall_s"])
+    goal = (w.get("targets") or {}).get("cases", {})
+    fig, axes = plt.subplots(
+        2,
+        len(cases),
+        figsize=(5.0 * len(cases) + 1.5, 2.6 + 0.9 * len(rows)),
+        sharex="row",
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    tasks, seconds = w["params"]["tasks"], w["params"]["seconds"]
+    what = {
+        "sleep": f"{tasks} tasks: time.sleep({seconds:g})",
+        "recv": f"{tasks} tasks: socket.recv, answered after {seconds:g} s",
+    }
+    for j, case in enumerate(cases):
+        ratio_ax, lag_ax = axes[0][j], axes[1][j]
+        target = goal.get(case, {}).get("wall_ratio")
+        _ratio_bars(ratio_ax, w, rows, case, target, "wall_s", "wall time")
+        _log_x(ratio_ax)
+        title = what.get(case, case)
+        if target:
+            title += f"\n(target x{target:g}, dashed)"
+        ratio_ax.set_title(title, fontsize=9)
+        _hbars(lag_ax, w, rows, [(case, "lag p99", "")], "lag_p99_ms")
+        _log_x(lag_ax)
+        lag_target = goal.get(case, {}).get("lag_p99_ms")
+        if lag_target:
+            lag_ax.axvline(lag_target, color="#d62728", linestyle="--", linewidth=1.2)
+        lag_label = "1 ms timer's lag p99 (ms, log)"
+        if lag_target:
+            lag_label += f"; target {lag_target:g} ms, dashed"
+        lag_ax.set_xlabel(lag_label, fontsize=8)
+        for ax in (ratio_ax, lag_ax):
+            ax.tick_params(labelsize=7)
+    # The target's contender, or any that failed, without numbers: say so, not just omit.
+    subject = (w.get("targets") or {}).get("contender")
+    absent = [
+        f"{name} ({r.get('status')})"
+        for name, r in w["results"].items()
+        if name not in rows
+        and (r.get("status") == "error" or (name == subject and r.get("status") == "missing"))
+    ]
+    fig.suptitle(
+        "Blocking calls written straight in a coroutine: do the other tasks and timers "
+        "keep running?\ntop: wall time ÷ stock asyncio's (median of rounds, whiskers "
+        "min-max; lower is better); bottom: lag p99 of a 1 ms timer beside them",
+        fontsize=10,
+    )
+    if absent:
+        fig.supxlabel(
+            "no numbers here: " + ", ".join(absent) + "; the report says why",
+            fontsize=8,
+            color="#444444",
+        )
+    return [("unwrapped", fig)]
+
+
 DRAWERS: dict[str, Callable[[Mapping[str, Any]], Figures]] = {
     "hashing": _hashing,
     "cheap_calls": _cheap,
@@ -614,4 +687,5 @@ DRAWERS: dict[str, Callable[[Mapping[str, Any]], Figures]] = {
     "timer_lag": _timer_lag,
     "fastapi": _fastapi,
     "net_throughput": _net,
+    "unwrapped": _unwrapped,
 }

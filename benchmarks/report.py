@@ -16,6 +16,7 @@ from benchmarks import findings as findings_mod
 from benchmarks.findings import Finding
 
 STATUS_TEXT = {"missing": "missing", "not_applicable": "n/a", "error": "error"}
+SERVED = frozenset({"fastapi", "net_throughput"})  # workloads under a load generator
 
 
 def fmt(x: float) -> str:
@@ -108,12 +109,25 @@ def terminal_table(doc: Mapping[str, Any]) -> str:
     missing = [(n, c["reason"]) for n, c in doc["contenders"].items() if c["status"] == "missing"]
     for n, reason in missing:
         lines.append(f"missing: {n}: {reason}")
+    if left := _left_out(doc):
+        lines.append(left)
     lines += _terminal_findings(findings_mod.find(doc))
     missed = findings_mod.missed_targets(doc)
     if missed:
         lines += ["", "targets missed (report.md says why):"]
         lines += [f"  {wname} {case}: {text}" for wname, case, text, _ in missed]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _left_out(doc: Mapping[str, Any]) -> str | None:
+    """The workloads this run's profile leaves out, and how to run them."""
+    names = doc["settings"].get("left_out") or []
+    if not names:
+        return None
+    return (
+        f"not in the {doc['settings']['profile']} profile: {', '.join(names)} "
+        f"(run with --workloads {' '.join(names)})"
+    )
 
 
 def _skipped(doc: Mapping[str, Any], w: Mapping[str, Any]) -> list[str]:
@@ -135,17 +149,17 @@ def generator(w: Mapping[str, Any], case: str | None = None) -> str | None:
 
 
 def _targets_terminal(name: str, w: Mapping[str, Any]) -> list[str]:
-    """A served workload's load generator, and the verdict on each of its targets."""
+    """A served workload's load generator, and the verdict on each of a workload's targets."""
     found = findings_mod.judged(name, w)
     if not found:
         return []
     contender = (w.get("targets") or {}).get("contender", "sysletloop-anyio")
-    lines = [f"load generator: {_generators(w)}"]
+    lines = [f"load generator: {_generators(w)}"] if name in SERVED else []
     for v in found:
         got = f"x{fmt(v.ratio['median'])}" if v.ratio else "no ratio"
         if v.lag_p99_ms is not None and v.lag_target_ms is not None:
             got += f", lag p99 {fmt(v.lag_p99_ms)} ms"
-        lines.append(f"target {v.case}: {contender} req/s {got} ({v.text()})")
+        lines.append(f"target {v.case}: {contender} {v.words} {got} ({v.text()})")
     return lines
 
 
@@ -283,6 +297,8 @@ def markdown(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]] | None
         "text is below the table.",
         "",
     ]
+    if left := _left_out(doc):
+        out += [f"{left[0].upper()}{left[1:]}.", ""]
     found = findings_mod.find(doc)
     out += _md_findings_summary(doc, found)
     for name, w in doc["workloads"].items():
@@ -454,22 +470,27 @@ def _md_targets(name: str, w: Mapping[str, Any]) -> list[str]:
     goal = w.get("targets") or {}
     contender = goal.get("contender", "sysletloop-anyio")
     gen = generator(w, "http_server") if name == "net_throughput" else generator(w)
-    lines = [
-        f"Load generator: {_generators(w)}."
-        + (
-            " The stdlib generator spends far more CPU per request than wrk and caps the "
-            "req/s a small machine can measure: install wrk for numbers to compare."
-            if gen and gen != "wrk"
-            else ""
-        ),
-        "",
+    found = findings_mod.judged(name, w)
+    words = " and ".join(dict.fromkeys(v.words for v in found))
+    lines = []
+    if name in SERVED:
+        lines += [
+            f"Load generator: {_generators(w)}."
+            + (
+                " The stdlib generator spends far more CPU per request than wrk and caps the "
+                "req/s a small machine can measure: install wrk for numbers to compare."
+                if gen and gen != "wrk"
+                else ""
+            ),
+            "",
+        ]
+    lines += [
         f"Targets ({w.get('paper', 'issue')}): `{contender}` against `asyncio-to_thread` "
-        "(stock asyncio), median of the per-repeat ratios of req/s [min-max], and the "
+        f"(stock asyncio), median of the per-repeat ratios of {words} [min-max], and the "
         "distribution-free interval of that median (it narrows as rounds are added; a "
         "target whose interval spans it is not resolved by this run):",
         "",
     ]
-    found = findings_mod.judged(name, w)
     with_lag = any(v.lag_target_ms is not None for v in found)
     rows = []
     why: list[str] = []
@@ -484,7 +505,7 @@ def _md_targets(name: str, w: Mapping[str, Any]) -> list[str]:
         rows.append([f"`{v.case}`", ratio, interval, *lag, v.text()])
         if v.met is False:
             why.append(f"- `{v.case}`: {findings_mod.target_reason(name, v.case)}")
-    header = ["case", "req/s ratio", "interval of the median", "target"]
+    header = ["case", f"{words} ratio", "interval of the median", "target"]
     if with_lag:
         header.insert(3, "loop lag p99 (ms)")
     lines += _md_table(header, rows)

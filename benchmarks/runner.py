@@ -61,6 +61,15 @@ class Settings:
     argv: Sequence[str] = field(default_factory=list)
 
 
+def left_out(settings: Settings, workloads: Sequence[Workload[Any]] | None = None) -> list[str]:
+    """The workloads a run leaves out because its profile does not include them (run
+    them by naming them with ``--workloads``)."""
+    if settings.workloads is not None:
+        return []
+    all_w = list(workloads) if workloads is not None else all_workloads()
+    return [w.name for w in all_w if settings.profile not in w.profiles]
+
+
 def default_scratch_parent() -> str:
     """/var/tmp: on disk (O_DIRECT needs a real file system, tmpfs refuses it)."""
     return "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
@@ -71,7 +80,8 @@ def select(
     contenders: Sequence[Contender] | None = None,
     workloads: Sequence[Workload[Any]] | None = None,
 ) -> tuple[list[Contender], list[Workload[Any]]]:
-    """The contenders and workloads a run covers, in table order (names are checked)."""
+    """The contenders and workloads a run covers, in table order (names are checked).
+    With no workloads named, those of the profile (``Workload.profiles``)."""
     all_c = list(contenders) if contenders is not None else all_contenders()
     all_w = list(workloads) if workloads is not None else all_workloads()
     chosen_c = all_c
@@ -82,7 +92,7 @@ def select(
             raise ValueError(f"unknown contender(s): {', '.join(sorted(unknown))}")
         wanted.add(BASELINE)
         chosen_c = [c for c in all_c if c.name in wanted]
-    chosen_w = all_w
+    chosen_w = [w for w in all_w if settings.profile in w.profiles]
     if settings.workloads is not None:
         by_key = {w.name: w for w in all_w} | {str(w.number): w for w in all_w}
         unknown = set(settings.workloads) - set(by_key)
@@ -115,6 +125,7 @@ def run(
             "warmup": settings.warmup,
             "loops": [c.name for c in chosen_c],
             "workloads": [w.name for w in chosen_w],
+            "left_out": left_out(settings, workloads),
         },
         "baseline": BASELINE,
         "machine": describe(),

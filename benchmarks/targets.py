@@ -1,8 +1,10 @@
 """An issue's targets, judged against one run: the workloads that carry them (``fastapi``,
-issue 11; ``net_throughput``, issue 12) save them in ``results.json`` as
-``{"contender": name, "cases": {case: {"rps_ratio": r, "lag_p99_ms": ms | null}}}``:
-``contender``'s req/s, over stock asyncio's in the same round, must be at least ``r``
-(the median of the per-round ratios), and its loop lag p99 at most ``ms`` where given.
+issue 11; ``net_throughput``, issue 12; ``unwrapped``, issue 19) save them in
+``results.json`` as ``{"contender": name, "cases": {case: {RATIO_KEY: r, "lag_p99_ms": ms |
+null}}}``. The ratio key names the metric and which way it must go (:data:`RATIOS`):
+``rps_ratio``, ``contender``'s req/s over stock asyncio's in the same round must be at
+least ``r``; ``wall_ratio``, its wall time over stock asyncio's at most ``r`` (each the
+median of the per-round ratios). Its loop lag p99 must be at most ``ms`` where given.
 
 A verdict also says whether the run *resolved* it: whether the distribution-free
 interval of the median ratio (:func:`benchmarks.stats.median_interval`) lies on one side
@@ -14,11 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from benchmarks.stats import median_interval
 
 RESOLVING = 0.9  # the least coverage of the median's interval that can resolve a target
+
+Better = Literal["higher", "lower"]
+# A case target's ratio key: (the metric whose ratio is judged, which way is better).
+RATIOS: Mapping[str, tuple[str, Better]] = {
+    "rps_ratio": ("rps", "higher"),  # at least r
+    "wall_ratio": ("wall_s", "lower"),  # at most r
+}
+# How a report names a target's metric.
+METRIC_WORDS: Mapping[str, str] = {"rps": "req/s", "wall_s": "wall time"}
 
 
 @dataclass(frozen=True)
@@ -26,11 +37,18 @@ class Verdict:
     """One case's target, against one run's numbers."""
 
     case: str
-    ratio: Mapping[str, Any] | None  # SPREAD of the contender's req/s ratio, or None
+    ratio: Mapping[str, Any] | None  # SPREAD of the contender's ratio of ``metric``, or None
     target: float
     lag_p99_ms: float | None  # the contender's median lag p99
     lag_target_ms: float | None
     met: bool | None  # None: not measured
+    metric: str = "rps"
+    better: Better = "higher"  # "higher": the ratio must be at least target; "lower": at most
+
+    @property
+    def words(self) -> str:
+        """The judged metric, as a report names it (``req/s``, ``wall time``)."""
+        return METRIC_WORDS.get(self.metric, self.metric)
 
     @property
     def interval(self) -> tuple[float, float, float] | None:
@@ -43,12 +61,15 @@ class Verdict:
         """The median's interval covers it at least RESOLVING (5 rounds or more) and lies
         wholly on one side of the target."""
         iv = self.interval
-        return (
-            iv is not None and iv[2] >= RESOLVING and (iv[0] >= self.target or iv[1] < self.target)
-        )
+        if iv is None or iv[2] < RESOLVING:
+            return False
+        if self.better == "lower":
+            return iv[1] <= self.target or iv[0] > self.target
+        return iv[0] >= self.target or iv[1] < self.target
 
     def text(self) -> str:
-        want = f">= {self.target:g}x" + (
+        sign = "<=" if self.better == "lower" else ">="
+        want = f"{sign} {self.target:g}x" + (
             f", lag p99 <= {self.lag_target_ms:g} ms" if self.lag_target_ms is not None else ""
         )
         if self.met is None:
@@ -76,13 +97,17 @@ def verdicts(w: Mapping[str, Any], goal: Mapping[str, Any] | None = None) -> lis
     for case, t in goal["cases"].items():
         if case not in w["params"].get("cases", ()):
             continue  # not run: no verdict at all
+        key = next(k for k in RATIOS if k in t)
+        metric, better = RATIOS[key]
+        want, lag_want = float(t[key]), t.get("lag_p99_ms")
         measured = result.get("cases", {}).get(case, {}).get("metrics", {})
-        ratio = (measured.get("rps") or {}).get("ratio")
+        ratio = (measured.get(metric) or {}).get("ratio")
         lag = (measured.get("lag_p99_ms") or {}).get("median")
         met: bool | None = None
         if ratio is not None:
-            met = ratio["median"] >= t["rps_ratio"]
-            if t["lag_p99_ms"] is not None:
-                met = met and lag is not None and lag <= t["lag_p99_ms"]
-        out.append(Verdict(case, ratio, t["rps_ratio"], lag, t["lag_p99_ms"], met))
+            median = float(ratio["median"])
+            met = median <= want if better == "lower" else median >= want
+            if lag_want is not None:
+                met = met and lag is not None and lag <= lag_want
+        out.append(Verdict(case, ratio, want, lag, lag_want, met, metric, better))
     return out

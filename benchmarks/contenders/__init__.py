@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from benchmarks.contenders import asyncio_family, fio, trio_family
 from benchmarks.contenders.base import Api, AsyncFile, Availability, Contender, NotSupported
+from benchmarks.contenders.gevent import GeventContender
 
 BASELINE = "asyncio-to_thread"
 
@@ -16,6 +17,7 @@ def all_contenders() -> list[Contender]:
     return [
         *asyncio_family.contenders(),
         *trio_family.contenders(),
+        GeventContender(),
         fio.FioContender(),
     ]
 

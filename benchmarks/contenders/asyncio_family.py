@@ -32,6 +32,7 @@ from benchmarks.contenders.base import (
     FS,
     IN_FLIGHT,
     NET,
+    UNWRAPPED,
     Api,
     AsyncFile,
     Availability,
@@ -110,7 +111,19 @@ class RunInExecutorApi(AsyncioApi):
         return await loop.run_in_executor(None, functools.partial(fn, *args))
 
 
-class SysletApi(AsyncioApi):
+class SysletCountersApi(AsyncioApi):
+    """A syslet loop's counters, and no offloading of its own (``call`` is unsupported)."""
+
+    def stats(self) -> dict[str, Any] | None:
+        return snapshot_dict(asyncio.get_running_loop().syslet_stats())  # type: ignore[attr-defined]
+
+    def counter(self, name: str) -> int | None:
+        stats = asyncio.get_running_loop().syslet_stats()  # type: ignore[attr-defined]
+        value = getattr(stats, name, None)
+        return value if isinstance(value, int) else None
+
+
+class SysletApi(SysletCountersApi):
     def __init__(self, name: str, provides: frozenset[str], eager: bool) -> None:
         super().__init__(name, provides)
         sysletloop = importlib.import_module("sysletloop")
@@ -118,9 +131,6 @@ class SysletApi(AsyncioApi):
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return cast(T, await self._call(fn, *args))
-
-    def stats(self) -> dict[str, Any] | None:
-        return snapshot_dict(asyncio.get_running_loop().syslet_stats())  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------
@@ -375,6 +385,33 @@ class SysletAnyioContender(SysletContender):
         return found
 
 
+class SysletStepsContender(SysletContender):
+    """sysletloop with ``migrate_steps=True``: a task step that blocks in a C call (an
+    unwrapped ``time.sleep``, ``socket.recv``) moves the loop to another thread. A row of
+    the ``unwrapped`` workload only (its api offloads nothing, its counters are read).
+    Missing, with the loop's own error, where creating such a loop raises: a sysletloop
+    without the option (TypeError, an unknown option) or a Python without
+    ``sys.monitoring`` (ValueError, 3.11)."""
+
+    def __init__(self, name: str, description: str, **options: Any) -> None:
+        super().__init__(name, description, frozenset({UNWRAPPED}), False, **options)
+        self._make_api = SysletCountersApi
+
+    def _probe(self) -> Availability:
+        found = super()._probe()
+        if not found.available:
+            return found
+        new_event_loop = importlib.import_module("sysletloop").new_event_loop
+        spelled = ", ".join(f"{k}={v!r}" for k, v in self._options.items())
+        try:
+            loop = new_event_loop(**self._options)
+        except (TypeError, ValueError) as exc:
+            why = f"sysletloop.new_event_loop({spelled}) raised {type(exc).__name__}: {exc}"
+            return Availability(False, why, found.version)
+        loop.close()
+        return found
+
+
 class KaioContender(AsyncioContender):
     def loop_factory(self, max_threads: int | None) -> LoopFactory | None:
         return cast(LoopFactory, importlib.import_module("sysletloop.kaio").new_event_loop)
@@ -388,6 +425,9 @@ GENERIC = INLINE | {IN_FLIGHT}
 # A distinct loop: the net_throughput rows. asyncio-inline, sysletloop-eager and aiofiles
 # run a loop that has a row already (stock asyncio's, sysletloop's), so they lack it.
 LOOP = GENERIC | {NET}
+# The unwrapped workload's rows: the loops issue 19 compares (sysletloop-away stalls as
+# sysletloop does, and would only lengthen the run).
+LOOP_UNWRAPPED = LOOP | {UNWRAPPED}
 
 
 def contenders() -> list[Contender]:
@@ -401,14 +441,14 @@ def contenders() -> list[Contender]:
         AsyncioContender(
             "asyncio-to_thread",
             "stock asyncio, asyncio.to_thread (default executor): the ratio baseline",
-            LOOP,
+            LOOP_UNWRAPPED,
             ToThreadApi,
             uvicorn_loop="asyncio",
         ),
         ThirdPartyLoopContender(
             "uvloop",
             "uvloop, loop.run_in_executor(None, ...)",
-            LOOP,
+            LOOP_UNWRAPPED,
             RunInExecutorApi,
             module="uvloop",
             required_attrs=("new_event_loop",),
@@ -417,7 +457,7 @@ def contenders() -> list[Contender]:
         ThirdPartyLoopContender(
             "rloop",
             "rloop (an asyncio loop written in Rust), loop.run_in_executor(None, ...)",
-            LOOP,
+            LOOP_UNWRAPPED,
             RunInExecutorApi,
             module="rloop",
             required_attrs=("new_event_loop",),
@@ -425,7 +465,7 @@ def contenders() -> list[Contender]:
         SysletContender(
             "sysletloop",
             "sysletloop, await sysletloop.call(fn) (syslet-style)",
-            LOOP,
+            LOOP_UNWRAPPED,
             False,
             uvicorn_loop="sysletloop:new_event_loop",
         ),
@@ -435,6 +475,13 @@ def contenders() -> list[Contender]:
             "endpoints) takes the syslet path; only the fastapi workload",
             uvicorn_loop="sysletloop:new_anyio_event_loop",
             route_anyio=True,
+        ),
+        SysletStepsContender(
+            "sysletloop-steps",
+            "sysletloop with migrate_steps=True: a task step blocked in a C call (time.sleep, "
+            "socket.recv written straight in an async def) moves the loop to another "
+            "thread; only the unwrapped workload",
+            migrate_steps=True,
         ),
         SysletContender(
             "sysletloop-away",

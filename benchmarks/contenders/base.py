@@ -16,7 +16,9 @@ capability
     its ``--loop`` value). ``net``: a loop of its own to serve and connect TCP on, in a
     fresh process (``net_throughput``; one contender per distinct loop). ``in_flight``:
     blocking calls run concurrently, so several can be blocked at once (not so for
-    inline calls). ``fio``: not a loop at all, the
+    inline calls). ``unwrapped``: runs coroutines whose steps block in a C call
+    directly, with nothing handed to a thread (the ``unwrapped`` workload; one row per
+    loop that workload compares, and gevent). ``fio``: not a loop at all, the
     device's limit measured by fio.
     A workload runs on the contenders that have the capabilities it needs; the others show
     "n/a" for it. A contender that lacks an operation *inside* a workload raises
@@ -51,6 +53,7 @@ FIO: Final = "fio"
 ASGI: Final = "asgi"
 NET: Final = "net"
 IN_FLIGHT: Final = "in_flight"
+UNWRAPPED: Final = "unwrapped"
 
 # A writable buffer for O_DIRECT reads: an anonymous mmap (page aligned) or whatever
 # ``sysletloop.kaio.aligned_buffer`` returns; both support the buffer protocol.
@@ -139,6 +142,12 @@ class Api(ABC):
 
     def stats(self) -> dict[str, Any] | None:
         """The loop's own counters (``syslet_stats()``, ``kaio_stats()``), if it has any."""
+        return None
+
+    def counter(self, name: str) -> int | None:
+        """One of the loop's own counters by name (``syslet_stats().claimed_steps``), or
+        None where the loop has no such counter: read with ``getattr`` and a default, so
+        that a counter newer than the installed loop is None rather than an error."""
         return None
 
 

@@ -1,5 +1,5 @@
-"""The workloads, in the issue's order (1-8, then later issues' 9-11); each names the
-paper's claim it tests."""
+"""The workloads, in the issue's order (1-8, then later issues' 9-12); each names the
+paper's claim (or the issue's target) it tests."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from benchmarks.workloads.net_throughput import NetThroughput
 from benchmarks.workloads.ops import Ops
 from benchmarks.workloads.random_reads import RandomReads
 from benchmarks.workloads.timer_lag import TimerLag
+from benchmarks.workloads.unwrapped import Unwrapped
 
 
 def all_workloads() -> list[Workload[Any]]:
@@ -32,6 +33,7 @@ def all_workloads() -> list[Workload[Any]]:
         Limits(),
         FastAPIServe(),
         NetThroughput(),
+        Unwrapped(),
     ]
 
 

@@ -71,6 +71,9 @@ class Workload(ABC, Generic[S]):
     # Rotate the contenders' order every repeat (A B C, B C A, ...): for workloads whose
     # contenders are long and whose position in a repeat may matter (servers under load).
     rotate: bool = False
+    # The profiles that run this workload when the run names no workloads; named with
+    # ``--workloads``, it runs in any profile (with that profile's parameters).
+    profiles: frozenset[Profile] = frozenset(PROFILES)
 
     def repeats(self, profile: Profile, default: int) -> int:
         """How many interleaved repeats (paired rounds) this workload runs, when the run's

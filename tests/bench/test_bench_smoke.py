@@ -49,6 +49,7 @@ def test_every_workload_on_every_installed_contender(tmp_path: Path) -> None:
                 assert r["cases"], f"{wname} on {c.name}: no case measured"
     table = cli.render(doc, str(tmp_path / "out"), with_plots=False)
     assert "1. File hashing" in table and "8. Timer lag" in table
+    assert "12. Blocking calls written straight in a coroutine" in table
 
 
 def test_cli_list_runs_as_a_module() -> None:
