@@ -292,8 +292,8 @@ from ._callrecord import CallRecord
 from ._limits import MACHINERY_THREADS, cap_for
 from ._profile import WARN_AFTER_MIGRATIONS, Profile
 from ._shortage import ThreadShortageLoop
-from ._stephold import StepHold
 from ._state import RETRY_MAX, RETRY_MIN
+from ._stephold import StepHold
 from ._threadcache import Job, ThreadCache
 from ._threadstate import OwnerThreadState
 from ._watchdog import NoWatchdog, Watchdog

@@ -857,7 +857,9 @@ _RUN_ONCE: types.CodeType = SysletEventLoop._run_once.__code__
 def _sites_table(sites: list[BlockedSite]) -> str:
     """The report's second table: where steps blocked unwrapped (``migrate_steps``): the
     step's line in the application, and the call that blocked (with its own line)."""
-    header = f"{'step blocked unwrapped at':<44} {'call (where)':<44} {'claims':>7} {'blocked s':>10}"
+    header = (
+        f"{'step blocked unwrapped at':<44} {'call (where)':<44} {'claims':>7} {'blocked s':>10}"
+    )
     lines = [header, "-" * len(header)]
     for site in sites:
         step = _tail(site.step.split(" in ")[0], 44)

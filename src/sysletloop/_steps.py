@@ -45,17 +45,18 @@ ARMED, CLAIMED, CANCELLED, RELEASED = 0, 1, 2, 3
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _HANDLE_RUN: types.CodeType = asyncio.Handle._run.__code__
-_GENERATOR_LIKE = (
-    0x20 | 0x80 | 0x100 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
-)
+# CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
+_GENERATOR_LIKE = 0x20 | 0x80 | 0x100 | 0x200
 
 
 class ClaimedStep(StepHold):
     """A blocked step's hold, with what the claim and the report need."""
 
-    __slots__ = ("owner_state", "site", "since", "state")
+    __slots__ = ("owner_state", "since", "site", "state")
 
-    def __init__(self, blocked: BlockedStep, codes: tuple[types.CodeType, ...], loop: object) -> None:
+    def __init__(
+        self, blocked: BlockedStep, codes: tuple[types.CodeType, ...], loop: object
+    ) -> None:
         ref = weakref.ref(loop)
 
         def on_resume(hold: StepHold) -> None:

@@ -12,10 +12,11 @@ Glossary
              bug, and its exception is reported through ``threading.excepthook``.
 
 Thread rules
-    ``_lock`` guards ``_idle``, ``_workers``, ``_backlog``, ``_starting``, ``_closed``,
-    ``_spares``/``_spares_until`` and the counters; ``_wanted`` (a Condition on ``_lock``) wakes the starter. A slot's
-    ``job`` is written by the thread that pops the slot from ``_idle`` (under ``_lock``),
-    before it releases the slot's lock; the worker reads it after acquiring that lock.
+    ``_lock`` guards ``_idle``, ``_workers``, ``_backlog``, ``_starting``,
+    ``_closed``, ``_spares``/``_spares_until`` and the counters; ``_wanted`` (a
+    Condition on ``_lock``) wakes the starter. A slot's ``job`` is written by the
+    thread that pops the slot from ``_idle`` (under ``_lock``), before it releases
+    the slot's lock; the worker reads it after acquiring that lock.
     A worker leaves ``_idle`` only by being popped (given a job) or by removing itself
     after its idle timeout; both under ``_lock``, so a job is never handed to a worker
     that has already decided to exit:

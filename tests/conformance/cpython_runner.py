@@ -3,10 +3,11 @@ loop, and write one JSON line per test outcome.
 
 Usage (a subprocess of ``test_cpython_asyncio.py``; not collected by pytest)::
 
-    python cpython_runner.py [--stock | --loop syslet|syslet-steps|kaio] --out RESULTS.jsonl TEST_NAME [...]
+    python cpython_runner.py [--stock | --loop syslet|syslet-steps|kaio] --out OUT.jsonl NAME [...]
 
 Without ``--stock``, the chosen loop (``SysletEventLoop``; the same with ``migrate_steps``
-on, ``syslet-steps``; or ``sysletloop.kaio``'s ``KaioEventLoop``) replaces the stock loop everywhere test_asyncio gets one:
+on, ``syslet-steps``; or ``sysletloop.kaio``'s ``KaioEventLoop``) replaces the stock loop
+everywhere test_asyncio gets one:
 the default policy (``asyncio.new_event_loop``, also after a test module's
 ``set_event_loop_policy(None)``), and the ``SelectorEventLoop``/``EventLoop`` classes that
 many tests instantiate directly. With ``--stock`` nothing is replaced (the baseline).

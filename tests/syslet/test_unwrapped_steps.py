@@ -269,7 +269,8 @@ def test_a_call_that_raises_after_the_claim(depth: str) -> None:
 
         async def resetter() -> None:
             order.append("resetter ran")
-            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            linger = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # on, 0 s
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
             peer.close()  # RST: the reader's recv raises
 
         try:
@@ -529,9 +530,12 @@ async def main():
     time.sleep(30)   # unwrapped, on the main thread
     print("not interrupted", flush=True)
 
-factory = sysletloop.new_event_loop if sys.argv[1] == "syslet" else asyncio.new_event_loop
+if sys.argv[1] == "syslet":
+    factory = lambda: sysletloop.new_event_loop(migrate_steps=True)
+else:
+    factory = asyncio.new_event_loop
 try:
-    with asyncio.Runner(loop_factory=lambda: factory(**({"migrate_steps": True} if sys.argv[1] == "syslet" else {}))) as runner:
+    with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(main())
 except KeyboardInterrupt:
     print("KeyboardInterrupt", threading.current_thread() is threading.main_thread(), flush=True)
@@ -553,7 +557,9 @@ BLOCKS = st.sampled_from(["none", "sleep", "event"])
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(
-    programs=st.lists(st.lists(st.tuples(BLOCKS, BLOCKS), min_size=1, max_size=4), min_size=2, max_size=5),
+    programs=st.lists(
+        st.lists(st.tuples(BLOCKS, BLOCKS), min_size=1, max_size=4), min_size=2, max_size=5
+    ),
     home_affinity=st.booleans(),
     predict_blocking=st.booleans(),
 )
