@@ -71,7 +71,7 @@ from ._stats import SysletStats
 from ._steps import BlockedSite, StepClaimLoop
 from ._takeback import StealRequest
 from ._threadcache import Job
-from ._threadstate import OwnerThreadState
+from ._threadstate import OwnerThreadState, driving
 from ._watchdog import watchdog_kind
 
 __all__ = ["SysletEventLoop"]
@@ -401,6 +401,7 @@ class SysletEventLoop(StepClaimLoop):
         state = self._syslet.owner_state
         assert state is not None
         state.deposed = False
+        driving.state = state
         if resume:
             if not self._run_pending_calls():
                 return False
@@ -501,10 +502,12 @@ class SysletEventLoop(StepClaimLoop):
             else:
                 handle._run()
             if sy.epoch is not epoch:  # the same int object while nobody bumps it
-                # The loop changed hands inside this handle: it was an eager call that
-                # blocked (this thread got here only once it owned the loop again: start
-                # a fresh iteration), or the grant of a take-back (not ours any more;
-                # _grant_steal marked this thread deposed).
+                # The loop changed hands inside this handle: it was an eager call or a
+                # step that blocked (this thread got here only once it owned the loop
+                # again: start a fresh iteration), or the grant of a take-back (not ours
+                # any more; _grant_steal marked this thread deposed).
+                if self._thread_id != threading.get_ident():
+                    self._escaped_hold()  # neither: a claimed step got here unheld
                 return
         handle = None
         if pending:

@@ -22,9 +22,11 @@ its take-back is granted (it is the owner then). ``step_sites`` is the owner's.
 from __future__ import annotations
 
 import asyncio
+import dis
 import linecache
 import os
 import sys
+import threading
 import time
 import types
 import weakref
@@ -35,7 +37,7 @@ from ._handover import HandOverRecord
 from ._stephold import StepHold
 from ._stepsampler import BlockedStep, StepSampler
 from ._takeback import TakeBackLoop
-from ._threadstate import OwnerThreadState
+from ._threadstate import OwnerThreadState, driving
 
 __all__ = ["BlockedSite", "ClaimedStep", "StepClaimLoop"]
 
@@ -47,6 +49,20 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _HANDLE_RUN: types.CodeType = asyncio.Handle._run.__code__
 # CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
 _GENERATOR_LIKE = 0x20 | 0x80 | 0x100 | 0x200
+
+# Instructions a step can be blocked in (a C call in progress) that go on in the same
+# frame when the call is over: its next instruction, or a handler, is armed. Not the ones
+# that leave the frame (RETURN_*, YIELD_VALUE, RAISE_VARARGS, RERAISE): a thread stopped
+# at one of those (preempted, not blocked) would leave the step without running an armed
+# instruction. With and without sys.monitoring's INSTRUMENTED_ prefix.
+_CALL_LIKE = frozenset(
+    dis.opmap[prefix + name]
+    for name in (
+        "CALL", "CALL_FUNCTION_EX", "CALL_KW", "BEFORE_WITH", "FOR_ITER", "IMPORT_NAME", "SEND"
+    )
+    for prefix in ("", "INSTRUMENTED_")
+    if prefix + name in dis.opmap
+)  # fmt: skip
 
 
 class ClaimedStep(StepHold):
@@ -152,16 +168,23 @@ class StepClaimLoop(TakeBackLoop):
                 blocked.capped = True
                 sy.steps_at_cap += 1
             return False
+        if blocked.frame.f_code.co_code[blocked.lasti] not in _CALL_LIKE:
+            return False  # not in a call: preempted, or waiting for the GIL
+        tid = _native_id(blocked.ident)
+        if tid is None or not _sleeping(tid):
+            return False  # runnable (preempted by the OS), not waiting in the kernel
         codes = _codes_to_arm(blocked.chain)
         if codes is None:
             return False  # the loop's own code, not a user's step
         hold = ClaimedStep(blocked, codes, self)
         _stephold.arm(hold)
         # Armed: from here the thread stops at its next instruction in any of these
-        # codes. Is it still where it was seen? (If it moved on, it either passed
-        # through the callback already, RELEASED, or is past the chain: undo.)
+        # codes. Is it still where it was seen, and still asleep in the kernel? (If it
+        # moved on, it either passed through the callback already, RELEASED, or is past
+        # the chain: undo. If it is runnable at that call, it may be about to enter a
+        # Python callee, which is not armed: undo.)
         frame = sys._current_frames().get(blocked.ident)
-        if frame is not blocked.frame or frame.f_lasti != blocked.lasti:
+        if frame is not blocked.frame or frame.f_lasti != blocked.lasti or not _sleeping(tid):
             self._cancel_hold(hold)
             return False
         hand_over = HandOverRecord(hold, migration=False)
@@ -216,6 +239,18 @@ class StepClaimLoop(TakeBackLoop):
             self._take_back(hold, owner_state)
         self._note_blocked_site(hold)
 
+    def _escaped_hold(self) -> None:
+        """A thread back from a handle finds the loop someone else's, and was not told
+        (``deposed``): a claimed step left its frames without running an armed
+        instruction. A fault of the claim's checks; this thread must not drive on. It
+        steps out as a deposed owner does (the home thread then goes home)."""
+        mine = getattr(driving, "state", None)
+        if mine is not None and mine is not self._syslet.owner_state:
+            mine.deposed = True
+        self._note_fault(
+            "holding a claimed step", RuntimeError("a claimed step ran on unheld; see _steps")
+        )
+
     def _note_blocked_site(self, hold: ClaimedStep) -> None:
         """Owner: count a claimed step at its site (where its innermost frame blocked)."""
         blocked = time.monotonic() - hold.since
@@ -247,6 +282,25 @@ class StepClaimLoop(TakeBackLoop):
             )
         out.sort(key=lambda s: (s.blocked_seconds, s.claims), reverse=True)
         return out
+
+
+def _native_id(ident: int) -> int | None:
+    """The kernel's id of the thread ``ident`` (``threading.get_ident()``'s), if Python
+    knows the thread (every thread that can own a loop does)."""
+    thread = threading._active.get(ident)  # type: ignore[attr-defined]
+    return None if thread is None else thread.native_id
+
+
+def _sleeping(tid: int) -> bool:
+    """Is thread ``tid`` of this process asleep in the kernel (state S or D), not
+    runnable (R: running, or preempted and waiting for a CPU)?"""
+    try:
+        with open(f"/proc/self/task/{tid}/stat", "rb") as stat:
+            fields = stat.read()
+    except OSError:
+        return False
+    state = fields[fields.rfind(b")") + 2 : fields.rfind(b")") + 3]
+    return state in (b"S", b"D")
 
 
 def _codes_to_arm(chain: list[types.FrameType]) -> tuple[types.CodeType, ...] | None:

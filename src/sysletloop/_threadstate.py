@@ -26,9 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from typing import Any
 
-__all__ = ["OwnerThreadState"]
+__all__ = ["OwnerThreadState", "driving"]
+
+# The state this thread drives a loop with, set when it starts driving (``_drive``): for
+# the rare path that must find its own thread's state from inside an iteration.
+driving = threading.local()
 
 # asyncio's value for debug mode (asyncio.constants.DEBUG_STACK_DEPTH).
 _DEBUG_STACK_DEPTH: int = getattr(getattr(asyncio, "constants", None), "DEBUG_STACK_DEPTH", 10)

@@ -109,15 +109,14 @@ def _failed(outcomes: dict[str, tuple[str, str]]) -> set[str]:
     return {t for t, (outcome, _) in outcomes.items() if outcome in ("failed", "hung")}
 
 
-@pytest.mark.parametrize("module", MODULES)
-# The syslet loop with migrate_steps on, only when asked for: it is off by default, and
-# in one loaded run (3.12, three modules at a time) test_locks.BarrierTests hung with it
-# on, which six runs alone did not repeat; the cause is not found (see the README).
+# The syslet loop with migrate_steps on, only when asked for (it is off by default; the
+# README says why).
 LOOPS = ["syslet", "kaio"] + (
     ["syslet-steps"] if os.environ.get("SYSLETLOOP_CONFORMANCE_STEPS") == "1" else []
 )
 
 
+@pytest.mark.parametrize("module", MODULES)
 @pytest.mark.parametrize("loop", LOOPS)
 def test_cpython_asyncio_module(loop: str, module: str, tmp_path: Path) -> None:
     if importlib.util.find_spec("test.test_asyncio") is None:

@@ -11,6 +11,7 @@ a hypothesis test of read-modify-write sections that a concurrent step would bre
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http.server
 import logging
 import queue
@@ -237,6 +238,37 @@ def test_subprocess_run_waits_for_a_file_another_task_writes(tmp_path: Path) -> 
         return code
 
     assert run_steps(main) == 0
+
+
+@needs_monitoring
+@pytest.mark.parametrize("work", ["python", "hashing without the GIL"])
+def test_a_step_that_computes_is_not_moved(work: str) -> None:
+    # Its CPU clock moves: nothing would be gained by moving it (with the GIL, its
+    # Python would interleave with other tasks'; without, it is not waiting).
+    async def main() -> int:
+        if work == "python":
+            deadline = time.perf_counter() + 0.1
+            while time.perf_counter() < deadline:
+                pass
+        else:
+            hashlib.sha256(b"x" * 200_000_000).digest()  # releases the GIL, computes
+        return this_loop().syslet_stats().claimed_steps
+
+    assert run_steps(main) == 0
+
+
+@needs_monitoring
+def test_a_thread_asleep_in_the_kernel_is_told_from_a_running_one() -> None:
+    from sysletloop._steps import _sleeping
+
+    asleep = threading.Thread(target=time.sleep, args=(0.5,))
+    asleep.start()
+    try:
+        assert wait_until(lambda: _sleeping(asleep.native_id or 0))
+        assert not _sleeping(threading.get_native_id())  # this one runs
+    finally:
+        asleep.join()
+    assert not _sleeping(asleep.native_id or 0)  # gone
 
 
 # ------------------------------------------------- a call that raises after the block
