@@ -747,9 +747,10 @@ static PyObject *cwatchdog_wait_still(PyObject *Py_UNUSED(module), PyObject *arg
     double result = 0.0;
     Py_BEGIN_ALLOW_THREADS
     struct timespec ts;
-    struct timespec nap;
-    nap.tv_sec = (time_t)period;
-    nap.tv_nsec = (long)((period - (double)nap.tv_sec) * 1e9);
+    struct timespec nap; /* never longer than max_wait: the caller must get an answer then */
+    double nap_s = period < max_wait || max_wait <= 0.0 ? period : max_wait;
+    nap.tv_sec = (time_t)nap_s;
+    nap.tv_nsec = (long)((nap_s - (double)nap.tv_sec) * 1e9);
     if (clock_gettime(clock, &ts) != 0) {
         result = -1.0;
     } else {

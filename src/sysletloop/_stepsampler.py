@@ -155,7 +155,10 @@ class StepSampler:
         name: str,
     ) -> None:
         self._threshold = threshold
-        self._period = max(threshold / 2, 0.0002)
+        # Half the threshold (a block is seen twice before it is claimed), within
+        # [200 us, IDLE_MAX]: a long threshold needs no slower looks (a claim still waits
+        # for the threshold), and ``close`` joins the thread within one look.
+        self._period = min(max(threshold / 2, 0.0002), IDLE_MAX)
         self._owner = owner
         self._on_blocked = on_blocked
         self._handle_code = handle_code
@@ -278,8 +281,9 @@ def _wait_still_in_python(clock: int, period: float, share: float, max_wait: flo
     except OSError:
         return -1.0
     start = t0 = _monotonic()
+    nap = min(period, max_wait) if max_wait > 0 else period
     while True:
-        time.sleep(period)
+        time.sleep(nap)
         now = _monotonic()
         try:
             cpu = _clock_gettime(clock)

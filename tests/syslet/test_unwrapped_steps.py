@@ -432,6 +432,31 @@ def test_steps_and_threads_after_close(home_affinity: bool) -> None:
 
 
 @needs_monitoring
+@pytest.mark.parametrize("wait", ["c", "python"])
+def test_close_joins_the_sampler_promptly_with_a_long_threshold(
+    wait: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sampler waits in slices no longer than MAX_WAIT, whatever the threshold.
+    from sysletloop import _stepsampler
+
+    if wait == "python":
+        monkeypatch.setattr(_stepsampler, "_wait_still", _stepsampler._wait_still_in_python)
+
+    async def main() -> None:
+        await asyncio.sleep(0.05)
+
+    loop = sysletloop.new_event_loop(migrate_steps=True, block_threshold=60.0)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        started = time.monotonic()
+        loop.close()
+        closed_in = time.monotonic() - started
+    assert closed_in < 5.0, closed_in  # not the 30 s a threshold-sized look would take
+    assert wait_until(lambda: not loop_threads()), loop_threads()
+
+
+@needs_monitoring
 def test_at_the_cap_a_blocked_step_stalls_and_is_counted() -> None:
     async def main() -> tuple[list[bool], int, int]:
         first = threading.Event()
