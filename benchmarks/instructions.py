@@ -39,6 +39,13 @@ The operations (each on the stock loop and on the syslet loop, same Python):
 ``eager``          ``await sysletloop.call_eager(len, b)`` (syslet loop only; beside it,
                    stock's column holds a direct ``len(b)`` inside the coroutine).
 
+With the option ``migrate_steps`` (``--migrate-steps``): the iteration operations on a
+syslet loop with the option on, beside stock, counting the *main thread's* instructions
+only (callgrind's ``--separate-threads``), in both columns. The option adds a sampling
+thread and no code to an iteration; under valgrind that thread wakes 50 times too often
+for the work it watches, so counting it would measure valgrind's clock, not the loop. Its
+real cost is wall time on the machine (``net_throughput`` with ``sysletloop-steps``).
+
 Where the fast path's instructions go (``--breakdown``): ``run_in_executor`` is counted
 on the syslet loop as it is, then with one piece of the syslet machinery at a time
 replaced by a C-level no-op of the same shape (``PIECES``), so that the difference is
@@ -202,8 +209,13 @@ def _child(name: str, loop: str, n: int) -> None:
 
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     loop, _, without = loop.partition(":")  # "syslet:watchdog": without the watchdog
-    if loop == "syslet":
-        factory = functools.partial(sysletloop.new_event_loop, block_threshold=VALGRIND_THRESHOLD)
+    if loop in ("syslet", "syslet+steps"):
+        factory = functools.partial(
+            sysletloop.new_event_loop,
+            block_threshold=VALGRIND_THRESHOLD,
+            **({"migrate_steps": True} if loop == "syslet+steps" else {}),
+        )
+        loop = "syslet"
     op = _operation(name, loop)
     if without:
         op = _without(without, op)
@@ -269,8 +281,9 @@ def _without(piece: str, op: Callable[[int], Awaitable[None]]) -> Callable[[int]
 # ---------------------------------------------------------------- the parent
 
 
-def _instructions(python: str, name: str, loop: str, n: int) -> int:
-    """Total instructions (all threads) of one child run under callgrind."""
+def _instructions(python: str, name: str, loop: str, n: int, *, main_only: bool = False) -> int:
+    """Total instructions (all threads, or the main thread's only) of one child run
+    under callgrind."""
     with tempfile.TemporaryDirectory(prefix="sysletloop-callgrind-") as tmp:
         out = os.path.join(tmp, "callgrind.out")
         env = dict(os.environ, PYTHONHASHSEED="0")
@@ -279,6 +292,7 @@ def _instructions(python: str, name: str, loop: str, n: int) -> int:
             "valgrind",
             "--tool=callgrind",
             f"--callgrind-out-file={out}",
+            *(["--separate-threads=yes"] if main_only else []),
             python,
             "-m",
             "benchmarks.instructions",
@@ -290,6 +304,8 @@ def _instructions(python: str, name: str, loop: str, n: int) -> int:
         result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"{name} on {loop} failed under callgrind:\n{result.stderr[-2000:]}")
+        if main_only:
+            return _main_thread_total(out + "-01")
         match = re.search(r"Collected\s*:\s*(\d+)", result.stderr)
         if match is None:
             raise RuntimeError(
@@ -298,16 +314,33 @@ def _instructions(python: str, name: str, loop: str, n: int) -> int:
         return int(match.group(1))
 
 
-def measure(python: str, operations: list[str], n: int) -> list[dict[str, Any]]:
+def _main_thread_total(path: str) -> int:
+    """The instruction total in one thread's callgrind file (``--separate-threads``)."""
+    with open(path, encoding="utf-8", errors="replace") as dump:
+        for line in dump:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError(f"no total in {path}")
+
+
+# The operations that are loop iterations (no call submitted): what --migrate-steps counts.
+ITERATION_OPERATIONS = ["callback", "iteration_100", "idle_step", "socket_rt", "future_rt"]
+
+
+def measure(
+    python: str, operations: list[str], n: int, *, migrate_steps: bool = False
+) -> list[dict[str, Any]]:
     rows = []
+    ours = "syslet+steps" if migrate_steps else "syslet"
     for name in operations:
         row: dict[str, Any] = {"operation": name}
         for loop in ("stock", "syslet"):
             if loop == "stock" and name == "call":
                 row[loop] = None
                 continue
-            low = _instructions(python, name, loop, n)
-            high = _instructions(python, name, loop, 2 * n)
+            kind = ours if loop == "syslet" else loop
+            low = _instructions(python, name, kind, n, main_only=migrate_steps)
+            high = _instructions(python, name, kind, 2 * n, main_only=migrate_steps)
             row[loop] = (high - low) / n
         stock, ours = row["stock"], row["syslet"]
         row["ratio"] = ours / stock if stock else None
@@ -361,6 +394,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--breakdown", action="store_true", help="where run_in_executor's instructions go"
     )
+    parser.add_argument(
+        "--migrate-steps",
+        action="store_true",
+        help="the iteration operations with migrate_steps on, main thread only (both loops)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("OP", "LOOP", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -380,8 +418,13 @@ def main(argv: list[str] | None = None) -> int:
         rows = breakdown(args.python, args.n)
         text = _breakdown_table(version, rows)
     else:
-        rows = measure(args.python, args.ops, args.n)
+        ops = args.ops
+        if args.migrate_steps and ops == list(OPERATIONS):
+            ops = ITERATION_OPERATIONS
+        rows = measure(args.python, ops, args.n, migrate_steps=args.migrate_steps)
         text = _table(version, rows)
+        if args.migrate_steps:
+            text += "\n(sysletloop with migrate_steps=True; main thread only, both columns)"
     if args.json:
         print(json.dumps({"python": version, "n": args.n, "rows": rows}, indent=2))
     else:

@@ -6,6 +6,8 @@ that what it counts is real work that completes, on every supported Python.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from benchmarks import instructions
@@ -27,6 +29,12 @@ def test_every_operation_runs_on_both_loops(operation: str, loop: str) -> None:
     instructions._child(operation, loop, 20)
     # the child scales the predictor to valgrind's clock; it must put it back
     assert before == (_profile.SLOW_CALL, _takeback.SLOW_CALL)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="migrate_steps needs 3.12+")
+@pytest.mark.parametrize("operation", instructions.ITERATION_OPERATIONS)
+def test_every_iteration_operation_runs_with_migrate_steps(operation: str) -> None:
+    instructions._child(operation, "syslet+steps", 20)
 
 
 def test_the_table_names_every_operation_and_its_ratio() -> None:
