@@ -402,19 +402,22 @@ class SysletEventLoop(StepClaimLoop):
         assert state is not None
         state.deposed = False
         driving.state = state
-        if resume:
-            if not self._run_pending_calls():
-                return False
-            if self._stopping:
-                return self._finish_or_hand_over()
-        while True:
-            # _run_once keeps asyncio's signature (returns None), so code that wraps it
-            # keeps working; it marks this thread's state when the thread is deposed.
-            self._run_once()
-            if state.deposed:
-                return False
-            if self._stopping:
-                return self._finish_or_hand_over()
+        try:
+            if resume:
+                if not self._run_pending_calls():
+                    return False
+                if self._stopping:
+                    return self._finish_or_hand_over()
+            while True:
+                # _run_once keeps asyncio's signature (returns None), so code that wraps
+                # it keeps working; it marks this thread's state when it is deposed.
+                self._run_once()
+                if state.deposed:
+                    return False
+                if self._stopping:
+                    return self._finish_or_hand_over()
+        finally:
+            driving.state = None  # it holds the loop: a closed loop must be freed
 
     def _run_once(self) -> None:
         """One iteration: poll, collect finished calls, run due timers and ready
@@ -507,7 +510,7 @@ class SysletEventLoop(StepClaimLoop):
                 # again: start a fresh iteration), or the grant of a take-back (not ours
                 # any more; _grant_steal marked this thread deposed).
                 if self._thread_id != threading.get_ident():
-                    self._escaped_hold()  # neither: a claimed step got here unheld
+                    self._check_deposed()  # granted away, or a claimed step got here unheld
                 return
         handle = None
         if pending:

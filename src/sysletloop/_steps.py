@@ -239,14 +239,16 @@ class StepClaimLoop(TakeBackLoop):
             self._take_back(hold, owner_state)
         self._note_blocked_site(hold)
 
-    def _escaped_hold(self) -> None:
-        """A thread back from a handle finds the loop someone else's, and was not told
-        (``deposed``): a claimed step left its frames without running an armed
-        instruction. A fault of the claim's checks; this thread must not drive on. It
-        steps out as a deposed owner does (the home thread then goes home)."""
+    def _check_deposed(self) -> None:
+        """A thread back from a handle finds the loop someone else's. It granted a
+        take-back in that handle (then it is marked ``deposed`` already), or else a
+        claimed step left its frames without running an armed instruction: a fault of
+        the claim's checks. Then this thread must not drive on: it steps out as a
+        deposed owner does (the home thread then goes home), and the fault is logged."""
         mine = getattr(driving, "state", None)
-        if mine is not None and mine is not self._syslet.owner_state:
-            mine.deposed = True
+        if mine is None or mine.deposed:
+            return
+        mine.deposed = True
         self._note_fault(
             "holding a claimed step", RuntimeError("a claimed step ran on unheld; see _steps")
         )

@@ -577,6 +577,10 @@ def test_ctrl_c_while_the_main_thread_blocks_in_a_step(factory: str) -> None:
 import asyncio, os, signal, sys, threading, time
 import sysletloop
 
+# A parent that ignores SIGINT (a background job) passes that on: asyncio.Runner then
+# installs no handler. This test is about the handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 async def main():
     async def ticker():
         while True:

@@ -48,7 +48,7 @@ def thread_exists(native_id: int) -> bool:
     try:
         with open(f"/proc/self/task/{native_id}/stat") as f:
             state = f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going (ESRCH on read)
         return False
     return state not in ("Z", "X")
 
