@@ -144,12 +144,20 @@ Steps that block unwrapped (``migrate_steps``, 3.12+; the code is in ``_steps``)
     of its frames, innermost up to the step's root (``_stephold``), run a callback on it
     before it executes one more bytecode of the step. The state of the *hold* (under
     ``own_lock``) decides the race that the cell's pop decides for calls:
+      0. Only a thread that waits in a call: L must be a call-like instruction that goes
+         on in the same frame (CALL, ``with``'s, FOR_ITER, SEND, IMPORT_NAME), and the
+         kernel must say T is asleep (``/proc``: S or D, not R). A thread the OS has
+         merely preempted also has a still CPU clock, and it may be anywhere: at a
+         RETURN or YIELD it would leave the step without running an armed instruction
+         and drive the loop beside its successor (CPython's test_locks hung so, under
+         load); at a CALL not yet made, a Python callee would run unarmed.
       1. The sampler builds the hold (ARMED) for the owner T, seen still at frame F and
          instruction L, and arms its codes. From here T stops at its next instruction
          in any frame of the step.
-      2. It reads T's innermost frame again. Not F at L: T moved before the events were
-         on, and nothing would stop it; the claim is off (CANCELLED, disarmed). Still
-         F at L (or back there: the same frames, armed all the same): go on.
+      2. It reads T's innermost frame again, and T's state. Not F at L, or not asleep:
+         T moved (or may) before the events were on, and nothing would stop it; the
+         claim is off (CANCELLED, disarmed). Still F at L and asleep (or back there: the
+         same frames, armed all the same): go on.
       3. Under ``own_lock``: the hold still ARMED, the epoch the one seen, no inline or
          eager call running, T still ``_thread_id``: the claim is made (CLAIMED), the
          epoch bumped, the hold counted in ``eager_outstanding`` (a run cannot end
@@ -167,7 +175,10 @@ Steps that block unwrapped (``migrate_steps``, 3.12+; the code is in ``_steps``)
          moved and starts a fresh one.
     Exactly one of 3 and 4 sees ARMED, so the step is claimed or not, never both. A
     claimed thread stays ``_thread_id`` until its successor sets its own; the sampler
-    may see it again meanwhile, and ``_claim_step`` skips a thread that is held.
+    may see it again meanwhile, and ``_claim_step`` skips a thread that is held. A
+    thread back from a handle in which the epoch moved, that is not ``_thread_id`` and
+    was not marked deposed, was claimed and not held (a fault of rule 0): it steps out
+    as a deposed thread does and the fault is logged once (``_check_deposed``).
     What fires first on T: INSTRUCTION at the instruction after the returned CALL in the
     innermost frame; if the call raised, at the first instruction of the handler that
     catches it, in whichever armed frame that is (a coroutine body always has one; a
