@@ -51,6 +51,10 @@ claimed steps
     ``claimed_steps`` read from the server (``/_stats``) before and after the window: the
     steps moved off the loop's thread while it was measured (``extra``; None on a loop
     without the counter).
+loop faults
+    What sysletloop logs when it survives a fault of its own (``sysletloop: holding a
+    claimed step failed; the loop goes on``), read from the server's log after the case
+    (``extra["loop_faults"]``): once per kind and server, so whether, not how often.
 
 Contenders: those with the ``served`` capability: stock asyncio (the
 ``asyncio-to_thread`` row names its loop: nothing here goes through ``to_thread``),
@@ -91,6 +95,7 @@ from benchmarks.workloads.unwrapped import DelayServer
 
 SUBJECT = "sysletloop-steps"  # the contender the targets are about
 CLAIMED = "claimed_steps"  # the loop's counter of steps moved off its thread
+FAULTS = "loop_faults"  # the faults the server's loop logged and survived (extra)
 GET_TIMEOUT = 30.0  # seconds for a request of the harness's own: it may wait on a backlog
 
 
@@ -155,6 +160,19 @@ class SlowGets(Running):
 # ---------------------------------------------------------------------------------------
 # One case
 # ---------------------------------------------------------------------------------------
+
+
+def loop_faults(log: str) -> list[str]:
+    """The faults a sysletloop survived and logged (``sysletloop: WHERE failed; the loop
+    goes on``, then the error's line), as one line each: once per kind and server, so a
+    presence, not a count. A fault logged with a traceback fails the case instead."""
+    lines = log.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if line.startswith("sysletloop: ") and line.endswith("failed; the loop goes on"):
+            error = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            found.append(f"{line}: {error}" if error else line)
+    return found
 
 
 def claimed(before: Mapping[str, Any], after: Mapping[str, Any]) -> int | None:
@@ -320,6 +338,7 @@ class ServedUnwrapped(Workload[ServedState]):
         for name in params["cases"]:
             case = by_name[name]
             log = state.scratch / f"{case.server}-{contender.name}.log"
+            logged = len(read_text(log))  # earlier rounds' lines: not this server's
             server: SlowGets | AiohttpServer
             if case.server == "uvicorn":
                 server = SlowGets(contender.name, loop, state.scratch, log)
@@ -331,8 +350,10 @@ class ServedUnwrapped(Workload[ServedState]):
                 cases[name] = measure_case(server, case, state.wrk, params, state.generator_note)
             finally:
                 server.stop()
-            if "Traceback" in (text := read_text(log)):
+            text = read_text(log)[logged:]
+            if "Traceback" in text:
                 raise RuntimeError(f"{contender.name}: the server logged an error: {text[-2000:]}")
+            cases[name].extra[FAULTS] = loop_faults(text)
         return cases
 
 

@@ -37,6 +37,7 @@ from benchmarks.workloads.served_unwrapped import (
     AiohttpServer,
     ServedUnwrapped,
     claimed,
+    loop_faults,
     targets,
     verdicts,
 )
@@ -115,6 +116,21 @@ def test_the_aiohttp_server_blocks_in_urlopen_on_a_stock_loop(
     finally:
         server.stop()
     assert "Traceback" not in (tmp_path / "aiohttp.log").read_text()
+
+
+def test_the_loops_survived_faults_are_read_from_the_log() -> None:
+    log = (
+        "INFO: started\n"
+        "sysletloop: holding a claimed step failed; the loop goes on\n"
+        "RuntimeError: a claimed step ran on unheld; see _steps\n"
+        "sysletloop: reading the limit failed; the loop goes on\n"
+    )
+    assert loop_faults(log) == [
+        "sysletloop: holding a claimed step failed; the loop goes on: "
+        "RuntimeError: a claimed step ran on unheld; see _steps",
+        "sysletloop: reading the limit failed; the loop goes on",
+    ]
+    assert loop_faults("INFO: started\n") == []
 
 
 def test_claimed_steps_are_the_difference_where_the_counter_is() -> None:
@@ -266,6 +282,7 @@ def test_the_workload_runs_in_the_harness(tmp_path: Path) -> None:
             assert c["metrics"]["rps"]["median"] > 0 and c["metrics"]["errors"]["max"] == 0
             assert c["metrics"]["rps"]["ratio"]["n"] == 2  # paired with stock, per round
             assert c["extra"]["generator"] == "benchmarks.http_load (asked for)"
+            assert isinstance(c["extra"]["loop_faults"], list)
             if name == SUBJECT:
                 assert c["extra"][CLAIMED] > 0  # the blocked steps were moved
             elif name == BASELINE:
