@@ -1,4 +1,5 @@
-"""The FastAPI app ``benchmarks.fastapi_serve`` puts under load, one endpoint per case.
+"""The FastAPI app ``benchmarks.fastapi_serve`` puts under load, one endpoint per case
+(``/async-sleep`` is the ``served_unwrapped`` workload's).
 
 Served by a real uvicorn (``uvicorn benchmarks.fastapi_app:app --loop ...``). Besides the
 endpoints, a *ticker* task sleeps 1 ms in a loop and records how late each wake-up was:
@@ -84,6 +85,14 @@ async def json_async() -> dict[str, Any]:
 @app.get("/sleep")
 def sleep_def() -> dict[str, bool]:
     time.sleep(0.05)
+    return {"slept": True}
+
+
+@app.get("/async-sleep")
+async def sleep_async(seconds: float = 0.05) -> dict[str, bool]:
+    # Unwrapped (the served_unwrapped workload, issue 19): the task's step blocks the
+    # loop's thread for ``seconds``, on every loop unless it moves the step off it.
+    time.sleep(seconds)
     return {"slept": True}
 
 

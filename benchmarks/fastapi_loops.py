@@ -16,3 +16,12 @@ def anyio_unpredicted() -> asyncio.AbstractEventLoop:
     that blocks past ``block_threshold`` moves the loop (no call is sent to a spare
     thread up front)."""
     return sysletloop.new_anyio_event_loop(predict_blocking=False)
+
+
+def migrate_steps() -> asyncio.AbstractEventLoop:
+    """``migrate_steps=True``: a task step that blocks in a C call (``time.sleep`` in an
+    ``async def`` endpoint) moves the loop to another thread, so the server goes on
+    serving. Raises ValueError on Python 3.11 (no ``sys.monitoring``), and the server
+    does not start: the ``sysletloop-steps`` contender is missing there, with that error.
+    The ``served_unwrapped`` workload's uvicorn and aiohttp servers both use it."""
+    return sysletloop.new_event_loop(migrate_steps=True)

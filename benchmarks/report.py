@@ -16,7 +16,8 @@ from benchmarks import findings as findings_mod
 from benchmarks.findings import Finding
 
 STATUS_TEXT = {"missing": "missing", "not_applicable": "n/a", "error": "error"}
-SERVED = frozenset({"fastapi", "net_throughput"})  # workloads under a load generator
+# workloads under a load generator
+SERVED = frozenset({"fastapi", "net_throughput", "served_unwrapped"})
 
 
 def fmt(x: float) -> str:

@@ -4,6 +4,8 @@ Method (the same for every workload):
 
 1. Probe every selected contender once: available, or missing with the reason. The
    baseline (stock asyncio with ``to_thread``) is always run, since every ratio needs it.
+   A contender a workload has ``on_demand`` runs it only when ``--loops`` names it
+   (else it is n/a there, as a contender the workload does not apply to).
 2. ``prepare`` the workload (its files) once; then a warm-up run per contender, discarded
    (imports, thread creation, page cache, JIT-free but allocator-warm).
 3. Repeats, interleaved: repeat 1 of A, B, C..., then repeat 2 of A, B, C... so that drift
@@ -144,7 +146,8 @@ def run(
         }
     available = [c for c in chosen_c if c.probe().available]
     steps = sum(
-        len([c for c in available if w.applies_to(c)]) * (_repeats(w, settings) + settings.warmup)
+        len([c for c in available if w.runs_on(c, settings.loops)])
+        * (_repeats(w, settings) + settings.warmup)
         for w in chosen_w
     )
     parent = settings.scratch or default_scratch_parent()
@@ -229,7 +232,7 @@ def _run_workload(
     for c in contenders:
         if not c.probe().available:
             tracks[c.name] = _Track(status="missing", error=c.probe().reason)
-        elif not w.applies_to(c):
+        elif not w.runs_on(c, settings.loops):  # n/a, or on demand and not named
             tracks[c.name] = _Track(status="not_applicable")
         else:
             tracks[c.name] = _Track()

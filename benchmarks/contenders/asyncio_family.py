@@ -32,6 +32,7 @@ from benchmarks.contenders.base import (
     FS,
     IN_FLIGHT,
     NET,
+    SERVED,
     UNWRAPPED,
     Api,
     AsyncFile,
@@ -388,13 +389,22 @@ class SysletAnyioContender(SysletContender):
 class SysletStepsContender(SysletContender):
     """sysletloop with ``migrate_steps=True``: a task step that blocks in a C call (an
     unwrapped ``time.sleep``, ``socket.recv``) moves the loop to another thread. A row of
-    the ``unwrapped`` workload only (its api offloads nothing, its counters are read).
-    Missing, with the loop's own error, where creating such a loop raises: a sysletloop
-    without the option (TypeError, an unknown option) or a Python without
-    ``sys.monitoring`` (ValueError, 3.11)."""
+    the ``unwrapped`` and ``served_unwrapped`` workloads (its api offloads nothing, its
+    counters are read), and of ``net_throughput`` when named (``on_demand`` there: the
+    option's cost with nothing blocking, a row that would lengthen every quick run).
+    Its ``uvicorn_loop`` serves ``served_unwrapped`` only: it provides no ASGI, so it is
+    no row of ``fastapi``, whose ``def`` endpoints never block a task step. Missing, with
+    the loop's own error, where creating such a loop raises: a sysletloop without the
+    option (TypeError, an unknown option) or a Python without ``sys.monitoring``
+    (ValueError, 3.11)."""
 
-    def __init__(self, name: str, description: str, **options: Any) -> None:
-        super().__init__(name, description, frozenset({UNWRAPPED}), False, **options)
+    def __init__(
+        self, name: str, description: str, *, uvicorn_loop: str | None = None, **options: Any
+    ) -> None:
+        super().__init__(
+            name, description, frozenset(), False, uvicorn_loop=uvicorn_loop, **options
+        )
+        self.provides = STEPS  # not ASGI, which a uvicorn_loop would have added
         self._make_api = SysletCountersApi
 
     def _probe(self) -> Availability:
@@ -428,6 +438,11 @@ LOOP = GENERIC | {NET}
 # The unwrapped workload's rows: the loops issue 19 compares (sysletloop-away stalls as
 # sysletloop does, and would only lengthen the run).
 LOOP_UNWRAPPED = LOOP | {UNWRAPPED}
+# The served_unwrapped workload's rows: the loops issue 19 compares there, the ones with a
+# uvicorn loop (rloop has none; it would stall as stock asyncio does).
+SERVED_UNWRAPPED = LOOP_UNWRAPPED | {SERVED}
+# sysletloop-steps: a loop of its own (NET, ECHO: net_throughput on demand), no offloading.
+STEPS = frozenset({UNWRAPPED, SERVED, NET, ECHO})
 
 
 def contenders() -> list[Contender]:
@@ -441,14 +456,14 @@ def contenders() -> list[Contender]:
         AsyncioContender(
             "asyncio-to_thread",
             "stock asyncio, asyncio.to_thread (default executor): the ratio baseline",
-            LOOP_UNWRAPPED,
+            SERVED_UNWRAPPED,
             ToThreadApi,
             uvicorn_loop="asyncio",
         ),
         ThirdPartyLoopContender(
             "uvloop",
             "uvloop, loop.run_in_executor(None, ...)",
-            LOOP_UNWRAPPED,
+            SERVED_UNWRAPPED,
             RunInExecutorApi,
             module="uvloop",
             required_attrs=("new_event_loop",),
@@ -465,7 +480,7 @@ def contenders() -> list[Contender]:
         SysletContender(
             "sysletloop",
             "sysletloop, await sysletloop.call(fn) (syslet-style)",
-            LOOP_UNWRAPPED,
+            SERVED_UNWRAPPED,
             False,
             uvicorn_loop="sysletloop:new_event_loop",
         ),
@@ -480,7 +495,8 @@ def contenders() -> list[Contender]:
             "sysletloop-steps",
             "sysletloop with migrate_steps=True: a task step blocked in a C call (time.sleep, "
             "socket.recv written straight in an async def) moves the loop to another "
-            "thread; only the unwrapped workload",
+            "thread; the unwrapped and served_unwrapped workloads (net_throughput if named)",
+            uvicorn_loop="benchmarks.fastapi_loops:migrate_steps",
             migrate_steps=True,
         ),
         SysletContender(

@@ -18,8 +18,10 @@ capability
     blocking calls run concurrently, so several can be blocked at once (not so for
     inline calls). ``unwrapped``: runs coroutines whose steps block in a C call
     directly, with nothing handed to a thread (the ``unwrapped`` workload; one row per
-    loop that workload compares, and gevent). ``fio``: not a loop at all, the
-    device's limit measured by fio.
+    loop that workload compares, and gevent). ``served``: a loop a uvicorn and an
+    aiohttp server run on, in a fresh process, with a handler that blocks unwrapped (the
+    ``served_unwrapped`` workload; ``Contender.uvicorn_loop`` names the loop for both
+    servers). ``fio``: not a loop at all, the device's limit measured by fio.
     A workload runs on the contenders that have the capabilities it needs; the others show
     "n/a" for it. A contender that lacks an operation *inside* a workload raises
     :class:`NotSupported`, recorded as "unsupported".
@@ -54,6 +56,7 @@ ASGI: Final = "asgi"
 NET: Final = "net"
 IN_FLIGHT: Final = "in_flight"
 UNWRAPPED: Final = "unwrapped"
+SERVED: Final = "served"
 
 # A writable buffer for O_DIRECT reads: an anonymous mmap (page aligned) or whatever
 # ``sysletloop.kaio.aligned_buffer`` returns; both support the buffer protocol.
@@ -229,7 +232,7 @@ class Contender(ABC):
     description: str
     provides: frozenset[str]
     # uvicorn's ``--loop`` for this contender (``asyncio``, ``uvloop``, ``module:factory``);
-    # None: uvicorn cannot run it. Set for the contenders that provide ASGI.
+    # None: uvicorn cannot run it. Set for the contenders that provide ASGI or SERVED.
     uvicorn_loop: str | None = None
 
     _availability: Availability | None = None

@@ -1,4 +1,4 @@
-"""The workloads, in the issue's order (1-8, then later issues' 9-12); each names the
+"""The workloads, in the issue's order (1-8, then later issues' 9-13); each names the
 paper's claim (or the issue's target) it tests."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from benchmarks.workloads.limits import Limits
 from benchmarks.workloads.net_throughput import NetThroughput
 from benchmarks.workloads.ops import Ops
 from benchmarks.workloads.random_reads import RandomReads
+from benchmarks.workloads.served_unwrapped import ServedUnwrapped
 from benchmarks.workloads.timer_lag import TimerLag
 from benchmarks.workloads.unwrapped import Unwrapped
 
@@ -34,6 +35,7 @@ def all_workloads() -> list[Workload[Any]]:
         FastAPIServe(),
         NetThroughput(),
         Unwrapped(),
+        ServedUnwrapped(),
     ]
 
 

@@ -15,7 +15,7 @@ import itertools
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -74,6 +74,9 @@ class Workload(ABC, Generic[S]):
     # The profiles that run this workload when the run names no workloads; named with
     # ``--workloads``, it runs in any profile (with that profile's parameters).
     profiles: frozenset[Profile] = frozenset(PROFILES)
+    # Contenders this workload applies to that run it only when the run names them
+    # (``--loops``): a row worth having on demand that would lengthen every run it is in.
+    on_demand: frozenset[str] = frozenset()
 
     def repeats(self, profile: Profile, default: int) -> int:
         """How many interleaved repeats (paired rounds) this workload runs, when the run's
@@ -84,6 +87,13 @@ class Workload(ABC, Generic[S]):
     def applies_to(self, contender: Contender) -> bool:
         caps = contender.provides
         return self.needs <= caps and (not self.needs_any or bool(self.needs_any & caps))
+
+    def runs_on(self, contender: Contender, named: Sequence[str] | None) -> bool:
+        """Whether a run whose ``--loops`` are ``named`` (None: not given) measures this
+        contender here: it applies, and if it is on demand, it was named."""
+        if not self.applies_to(contender):
+            return False
+        return contender.name not in self.on_demand or contender.name in (named or ())
 
     def missing(self) -> str | None:
         """Why the workload cannot run here at all (a package it needs is not installed),

@@ -34,10 +34,13 @@ CPU share (``loop_cpu``, ``peer_cpu``)
     near 1 the machine, not the loop, is the limit, and the ratios shrink toward 1.
 
 Contenders: those with the ``net`` capability, one per distinct asyncio loop (stock
-asyncio, uvloop, rloop, sysletloop, sysletloop with ``home_affinity=False``). The others
-are n/a: ``asyncio-inline``, ``sysletloop-eager``, ``sysletloop-anyio`` and aiofiles run
-the same loop as a row here; KAIO's loop is not asked to serve; trio and anyio are not
-asyncio loops.
+asyncio, uvloop, rloop, sysletloop, sysletloop with ``home_affinity=False``), and
+``sysletloop-steps`` (``migrate_steps=True``: what its step sampler costs a loop with
+nothing blocking) only when ``--loops`` names it (``on_demand``: a sixth loop would add
+a fifth to a quick run's time for this workload). The others are n/a:
+``asyncio-inline``, ``sysletloop-eager``, ``sysletloop-anyio`` and aiofiles run the same
+loop as a row here; KAIO's loop is not asked to serve; trio and anyio are not asyncio
+loops.
 
 Per case: ``warmup_s`` of load that is not counted (under wrk, whole seconds only, so
 none below one second), then ``seconds`` of load. The runner pairs the rounds and takes
@@ -241,6 +244,7 @@ class NetThroughput(Workload[NetState]):
     )
     paper = "issue 12"
     needs = frozenset({NET})
+    on_demand = frozenset({"sysletloop-steps"})
     rotate = True
     metrics = (
         Metric("rps", "req/s", "higher", "requests answered per second (tcp_echo: messages)"),

@@ -31,7 +31,7 @@ def test_every_workload_on_every_installed_contender(tmp_path: Path) -> None:
             r = w["results"][c.name]
             if not available:
                 assert r["status"] == "missing"
-            elif not workloads[wname].applies_to(c):
+            elif not workloads[wname].runs_on(c, None):  # n/a, or on demand (not named)
                 assert r["status"] == "not_applicable"
             else:
                 if r["status"] != "ok" and not c.name.startswith(OURS):
@@ -50,6 +50,7 @@ def test_every_workload_on_every_installed_contender(tmp_path: Path) -> None:
     table = cli.render(doc, str(tmp_path / "out"), with_plots=False)
     assert "1. File hashing" in table and "8. Timer lag" in table
     assert "12. Blocking calls written straight in a coroutine" in table
+    assert "13. A served handler that blocks unwrapped" in table
 
 
 def test_cli_list_runs_as_a_module() -> None:

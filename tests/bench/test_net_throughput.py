@@ -27,6 +27,8 @@ from benchmarks.schema import validate
 from benchmarks.targets import Verdict
 from benchmarks.workloads.net_throughput import SUBJECT, NetThroughput, PeerServer
 
+STEPS = "sysletloop-steps"  # on demand: runs here only when --loops names it
+
 
 def _available(*names: str) -> None:
     for c in all_contenders():
@@ -64,7 +66,7 @@ def test_cpu_seconds_counts_this_process() -> None:
     assert cpu_seconds(os.getpid()) - before >= 0.03  # 10 ms ticks
 
 
-@pytest.mark.parametrize("loop", [BASELINE, SUBJECT])
+@pytest.mark.parametrize("loop", [BASELINE, SUBJECT, STEPS])
 def test_echo_on_a_loop_under_tcp_load(tmp_path: Path, loop: str) -> None:
     _available(loop)
     server = PeerServer("echo", loop, tmp_path)
@@ -74,11 +76,12 @@ def test_echo_on_a_loop_under_tcp_load(tmp_path: Path, loop: str) -> None:
         stats = server.finish()
     assert out["messages"] > 0 and out["msg_s"] > 0
     assert 0 < out["watched_cpu_share"] <= 1.5 and 0 < out["cpu_share"] <= 1.5
-    if loop == SUBJECT:
+    if loop in (SUBJECT, STEPS):
         assert stats is not None
         # no blocking call was submitted: the syslet machinery did nothing at all
         assert stats["inline_completions"] == 0 and stats["threads_started"] == 0
         assert stats["migrations"] == 0
+        assert stats.get("claimed_steps", 0) == 0  # and no step blocked
     else:
         assert stats is None  # stock asyncio has no counters
 
@@ -146,3 +149,22 @@ def test_the_workload_runs_in_the_harness(tmp_path: Path) -> None:
         figures = plots.render(doc, str(tmp_path))
         assert figures == {"net_throughput": ["plots/net_throughput.png"]}
         assert (tmp_path / "plots" / "net_throughput.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_sysletloop_steps_runs_when_named_and_only_then(tmp_path: Path) -> None:
+    _available(BASELINE, STEPS)
+    w = NetThroughput(seconds=0.2, cases=["http_server"])
+    unnamed = run(Settings(profile="smoke", repeat=1, warmup=False), str(tmp_path / "a"),
+                  workloads=[w])  # fmt: skip
+    assert unnamed["workloads"]["net_throughput"]["results"][STEPS]["status"] == "not_applicable"
+    named = run(
+        Settings(profile="smoke", repeat=1, warmup=False, loops=[STEPS]),
+        str(tmp_path / "b"),
+        workloads=[w],
+    )
+    assert validate(named) == []
+    mine = named["workloads"]["net_throughput"]["results"][STEPS]
+    assert mine["status"] == "ok", mine.get("traceback")
+    c = mine["cases"]["http_server"]
+    assert c["metrics"]["rps"]["median"] > 0 and c["metrics"]["rps"]["ratio"]["n"] == 1
+    assert c["extra"]["loop_stats_end"]["claimed_steps"] == 0
