@@ -28,6 +28,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 import types
 import weakref
 from dataclasses import dataclass
@@ -249,8 +250,10 @@ class StepClaimLoop(TakeBackLoop):
         if mine is None or mine.deposed:
             return
         mine.deposed = True
+        where = "".join(traceback.format_stack(limit=12))
         self._note_fault(
-            "holding a claimed step", RuntimeError("a claimed step ran on unheld; see _steps")
+            "holding a claimed step",
+            RuntimeError(f"a claimed step ran on unheld; this thread came back from:\n{where}"),
         )
 
     def _note_blocked_site(self, hold: ClaimedStep) -> None:
