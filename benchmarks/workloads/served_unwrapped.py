@@ -89,7 +89,7 @@ from benchmarks.loadgen import ServerProcess, choose_generator, free_port, load,
 from benchmarks.machine import package_version
 from benchmarks.targets import Verdict
 from benchmarks.targets import verdicts as judge
-from benchmarks.workloads.base import CaseResult, Cases, Metric, Profile, Workload
+from benchmarks.workloads.base import CaseResult, Cases, Profile, Workload
 from benchmarks.workloads.fastapi_uvicorn import FastAPIServe, Running
 from benchmarks.workloads.unwrapped import DelayServer
 
@@ -247,13 +247,7 @@ class ServedUnwrapped(Workload[ServedState]):
     # seconds to drain, take over a minute for its three rounds; named with --workloads
     # it runs there too.
     profiles: frozenset[Profile] = frozenset({"smoke", "full"})
-    metrics = (
-        Metric("rps", "req/s", "higher", "answered requests per second (load generator)"),
-        Metric("p50_ms", "ms", "lower", "median request latency (load generator)"),
-        Metric("p99_ms", "ms", "lower", "99th percentile request latency (load generator)"),
-        Metric("lag_p99_ms", "ms", "lower", "p99 lateness of a 1 ms timer in the server"),
-        Metric("errors", "req", "lower", "non-2xx answers and socket errors"),
-    )
+    metrics = FastAPIServe.metrics  # the same served-request measures
     headline = (
         ("fastapi-sleep", "rps"),
         ("fastapi-sleep", "p99_ms"),
