@@ -508,6 +508,23 @@ def test_a_held_step_holding_a_lock_the_loop_needs_does_not_cascade() -> None:
     assert wait_until(lambda: not loop_threads()), loop_threads()
 
 
+@needs_monitoring
+def test_run_coroutine_threadsafe_result_from_a_step_completes() -> None:
+    # A deadlock on stock asyncio (the step waits for the loop it is blocking); with
+    # migrate_steps the waiting step is claimed and the loop runs the coroutine.
+    async def main() -> int:
+        loop = this_loop()
+
+        async def answer() -> int:
+            await asyncio.sleep(0)
+            return 42
+
+        future = asyncio.run_coroutine_threadsafe(answer(), loop)
+        return future.result(timeout=DEADLOCK)
+
+    assert run_steps(main) == 42
+
+
 # ----------------------------------------------------------------- telemetry
 
 
