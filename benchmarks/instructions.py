@@ -331,14 +331,14 @@ def measure(
     python: str, operations: list[str], n: int, *, migrate_steps: bool = False
 ) -> list[dict[str, Any]]:
     rows = []
-    ours = "syslet+steps" if migrate_steps else "syslet"
+    syslet_kind = "syslet+steps" if migrate_steps else "syslet"
     for name in operations:
         row: dict[str, Any] = {"operation": name}
         for loop in ("stock", "syslet"):
             if loop == "stock" and name == "call":
                 row[loop] = None
                 continue
-            kind = ours if loop == "syslet" else loop
+            kind = syslet_kind if loop == "syslet" else loop
             low = _instructions(python, name, kind, n, main_only=migrate_steps)
             high = _instructions(python, name, kind, 2 * n, main_only=migrate_steps)
             row[loop] = (high - low) / n
