@@ -69,3 +69,25 @@ def test_the_breakdown_table_lists_each_piece() -> None:
     ]
     table = instructions._breakdown_table("3.x", rows)
     assert all(p in table for p in instructions.PIECES) and "55,000" in table
+
+
+@pytest.mark.parametrize("migrate_steps", [False, True])
+def test_measure_asks_for_each_operation_on_both_loops(
+    migrate_steps: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, str, int, bool]] = []
+
+    def fake(python: str, name: str, loop: str, n: int, *, main_only: bool = False) -> int:
+        asked.append((name, loop, n, main_only))
+        return n * (10 if loop == "stock" else 11)
+
+    monkeypatch.setattr(instructions, "_instructions", fake)
+    rows = instructions.measure(
+        "python", ["callback", "idle_step"], 100, migrate_steps=migrate_steps
+    )
+    ours = "syslet+steps" if migrate_steps else "syslet"
+    assert {(name, loop) for name, loop, _, _ in asked} == {
+        (op, kind) for op in ("callback", "idle_step") for kind in ("stock", ours)
+    }
+    assert all(main_only is migrate_steps for _, _, _, main_only in asked)
+    assert [round(row["ratio"], 2) for row in rows] == [1.1, 1.1]
