@@ -16,8 +16,8 @@ Endpoints:
     the step off it (``migrate_steps``).
 ``/_stats``, ``/_lag``, ``/_lag/reset``
     The loop's own counters (``syslet_stats()``, ``{}`` for a loop without them) and a
-    1 ms timer's lateness, as :mod:`benchmarks.fastapi_app` serves them (its ``Lag``;
-    aiohttp's server imports no FastAPI, so the few lines are repeated here).
+    1 ms timer's lateness, as :mod:`benchmarks.fastapi_app` serves them (both from
+    :mod:`benchmarks.lag_ticker`).
 
 Threads: the loop's (with ``migrate_steps``, whichever thread has it; the handler's
 blocked step finishes on the thread it blocked on, once it has the loop back). The
@@ -39,7 +39,8 @@ from typing import Any, cast
 
 from aiohttp import web
 
-TICK = 0.001  # seconds: the ticker's period, as in benchmarks.fastapi_app
+from benchmarks.lag_ticker import Lag
+
 BACKEND = web.AppKey("backend", str)  # the delay server's base URL
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
@@ -56,31 +57,6 @@ def loop_factory(spec: str) -> LoopFactory:
     if not sep or not module or not attr:
         raise ValueError(f"loop {spec!r}: asyncio, uvloop or module:factory")
     return cast(LoopFactory, getattr(importlib.import_module(module), attr))
-
-
-class Lag:
-    """Lateness of a 1 ms timer, per window (owner: the loop, whichever thread runs it)."""
-
-    def __init__(self) -> None:
-        self.samples: list[float] = []
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(TICK)
-            self.samples.append(max(0.0, loop.time() - before - TICK))
-
-    def report(self) -> dict[str, float]:
-        samples = sorted(self.samples)
-        if not samples:
-            return {"p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0, "ticks": 0}
-
-        def at(q: float) -> float:
-            return samples[min(len(samples) - 1, int(q * len(samples)))] * 1e3
-
-        return {"p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": samples[-1] * 1e3,
-                "ticks": len(samples)}  # fmt: skip
 
 
 lag = Lag()

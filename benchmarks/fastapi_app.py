@@ -24,11 +24,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 
+from benchmarks.lag_ticker import Lag
+
 DATA_DIR = Path(os.environ.get("SYSLETLOOP_BENCH_DIR", "/var/tmp/sysletloop-fastapi"))
 FILE = DATA_DIR / "64k.bin"
 DATABASE = DATA_DIR / "rows.db"
 ROWS = 10_000
-TICK = 0.001  # seconds: the ticker's period
 
 
 def prepare(directory: Path = DATA_DIR) -> None:
@@ -43,20 +44,6 @@ def prepare(directory: Path = DATA_DIR) -> None:
             "insert into items values (?, ?, ?)",
             ((i, f"item {i}", i * 0.25) for i in range(ROWS)),
         )
-
-
-class Lag:
-    """Lateness of a 1 ms timer, per window (owner: the loop, whichever thread runs it)."""
-
-    def __init__(self) -> None:
-        self.samples: list[float] = []
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(TICK)
-            self.samples.append(max(0.0, loop.time() - before - TICK))
 
 
 lag = Lag()
@@ -127,12 +114,4 @@ async def lag_reset() -> dict[str, bool]:
 
 @app.get("/_lag")
 async def lag_report() -> dict[str, float]:
-    samples = sorted(lag.samples)
-    if not samples:
-        return {"p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0, "ticks": 0}
-
-    def at(q: float) -> float:
-        return samples[min(len(samples) - 1, int(q * len(samples)))] * 1e3
-
-    return {"p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": samples[-1] * 1e3,
-            "ticks": len(samples)}  # fmt: skip
+    return lag.report()
