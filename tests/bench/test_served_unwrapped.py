@@ -86,8 +86,9 @@ def test_the_delay_server_answers_urlopen_together_after_the_delay(backend: Dela
         t.join(10)
     assert got == [ANSWER] * 10
     assert 0.1 <= time.perf_counter() - t0 < 0.9  # together: one after another takes 1 s
-    with pytest.raises(urllib.error.HTTPError, match="404"):
+    with pytest.raises(urllib.error.HTTPError, match="404") as refused:
         urllib.request.urlopen(f"http://127.0.0.1:{backend.port}/never", timeout=10)
+    refused.value.close()  # 3.14+: it holds a temporary file, which warns if left open
 
 
 def test_a_loop_is_named_as_uvicorn_names_it() -> None:
@@ -291,7 +292,8 @@ def test_the_workload_runs_in_the_harness(tmp_path: Path) -> None:
                 assert c["extra"][CLAIMED] == 0  # sysletloop by default stalls as stock
     table = report.terminal_table(doc)
     assert "13. A served handler that blocks unwrapped (issue 19)" in table
-    assert "target fastapi-sleep: sysletloop-steps req/s x" in table
+    if doc["contenders"][SUBJECT]["status"] != "missing":  # 3.11: no migrate_steps
+        assert "target fastapi-sleep: sysletloop-steps req/s x" in table
     assert "load generator: benchmarks.http_load" in table
     markdown = report.markdown(doc)
     assert "Targets (issue 19)" in markdown
