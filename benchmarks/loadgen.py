@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0  # seconds for a server to answer its first probe (a cold import)
@@ -207,3 +208,28 @@ def read_text(path: Path) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
+
+
+def case_overrides(
+    known: Sequence[str],
+    *,
+    seconds: float | None,
+    warmup_s: float | None,
+    cases: Sequence[str] | None,
+    generator: str | None,
+    generators: tuple[str | None, ...] | None = (None, "wrk", "http_load"),
+) -> dict[str, Any]:
+    """A served workload's constructor arguments, checked (cases it knows, a generator it
+    can use; ``generators=None``: any) and kept where given, for its ``params``."""
+    unknown = set(cases or ()) - set(known)
+    if unknown:
+        raise ValueError(f"unknown case(s): {', '.join(sorted(unknown))}")
+    if generators is not None and generator not in generators:
+        raise ValueError(f"generator {generator!r}: wrk or http_load")
+    given = {
+        "seconds": seconds,
+        "warmup_s": warmup_s,
+        "cases": list(cases) if cases else None,
+        "generator": generator,
+    }
+    return {k: v for k, v in given.items() if v is not None}

@@ -58,6 +58,7 @@ from typing import Any
 from benchmarks.contenders.base import ASGI, Contender
 from benchmarks.loadgen import (
     ServerProcess,
+    case_overrides,
     choose_generator,
     free_port,
     generator_name,
@@ -199,21 +200,9 @@ class FastAPIServe(Workload[ServeState]):
         generator: str | None = None,
         install_wrk: bool = False,
     ) -> None:
-        unknown = set(cases or ()) - set(CASE_NAMES)
-        if unknown:
-            raise ValueError(f"unknown case(s): {', '.join(sorted(unknown))}")
-        if generator not in (None, "wrk", "http_load"):
-            raise ValueError(f"generator {generator!r}: wrk or http_load")
-        self._overrides: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "seconds": seconds,
-                "warmup_s": warmup_s,
-                "cases": list(cases) if cases else None,
-                "generator": generator,
-            }.items()
-            if v is not None
-        }
+        self._overrides = case_overrides(
+            CASE_NAMES, seconds=seconds, warmup_s=warmup_s, cases=cases, generator=generator
+        )
         self._install_wrk = install_wrk
 
     def params(self, profile: Profile) -> dict[str, Any]:

@@ -66,6 +66,7 @@ from benchmarks.contenders.base import NET, Contender
 from benchmarks.loadgen import (
     ROOT,
     ServerProcess,
+    case_overrides,
     children_cpu_seconds,
     choose_generator,
     cpu_seconds,
@@ -262,19 +263,14 @@ class NetThroughput(Workload[NetState]):
         cases: Sequence[str] | None = None,
         generator: str | None = None,
     ) -> None:
-        unknown = set(cases or ()) - set(CASE_NAMES)
-        if unknown:
-            raise ValueError(f"unknown case(s): {', '.join(sorted(unknown))}")
-        self._overrides: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "seconds": seconds,
-                "warmup_s": warmup_s,
-                "cases": list(cases) if cases else None,
-                "generator": generator,
-            }.items()
-            if v is not None
-        }
+        self._overrides = case_overrides(
+            CASE_NAMES,
+            seconds=seconds,
+            warmup_s=warmup_s,
+            cases=cases,
+            generator=generator,
+            generators=None,
+        )
 
     def params(self, profile: Profile) -> dict[str, Any]:
         # quick: 1 s windows (wrk's floor), 0.25 s of warm-up where the generator allows

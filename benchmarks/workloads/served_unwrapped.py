@@ -85,7 +85,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from benchmarks.contenders.base import SERVED, Contender
-from benchmarks.loadgen import ServerProcess, choose_generator, free_port, load, read_text
+from benchmarks.loadgen import (
+    ServerProcess,
+    case_overrides,
+    choose_generator,
+    free_port,
+    load,
+    read_text,
+)
 from benchmarks.machine import package_version
 from benchmarks.targets import Verdict
 from benchmarks.targets import verdicts as judge
@@ -263,21 +270,9 @@ class ServedUnwrapped(Workload[ServedState]):
         cases: Sequence[str] | None = None,
         generator: str | None = None,
     ) -> None:
-        unknown = set(cases or ()) - set(CASE_NAMES)
-        if unknown:
-            raise ValueError(f"unknown case(s): {', '.join(sorted(unknown))}")
-        if generator not in (None, "wrk", "http_load"):
-            raise ValueError(f"generator {generator!r}: wrk or http_load")
-        self._overrides: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "seconds": seconds,
-                "warmup_s": warmup_s,
-                "cases": list(cases) if cases else None,
-                "generator": generator,
-            }.items()
-            if v is not None
-        }
+        self._overrides = case_overrides(
+            CASE_NAMES, seconds=seconds, warmup_s=warmup_s, cases=cases, generator=generator
+        )
 
     def params(self, profile: Profile) -> dict[str, Any]:
         # smoke: 8 connections, 10 ms steps: a stalled server's backlog is 80 ms and a
