@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -30,7 +32,19 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
-FILES_DIR = Path(os.environ.get("SYSLETLOOP_TEST_FILES") or tempfile.mkdtemp(prefix="sl-app-"))
+
+def _files_dir() -> Path:
+    """The served files' directory: the test's (``SYSLETLOOP_TEST_FILES``, for a server
+    process), else one of this process's own, removed when the process exits."""
+    given = os.environ.get("SYSLETLOOP_TEST_FILES")
+    if given:
+        return Path(given)
+    made = tempfile.mkdtemp(prefix="sl-app-")
+    atexit.register(shutil.rmtree, made, ignore_errors=True)
+    return Path(made)
+
+
+FILES_DIR = _files_dir()
 FILE_BYTES = bytes(range(256)) * 256  # 64 KiB
 
 
