@@ -20,13 +20,17 @@ OURS = ("sysletloop", "kaio")  # contenders whose code is this project's
 def test_every_workload_on_every_installed_contender(tmp_path: Path) -> None:
     # scratch: the runner's default (/var/tmp), not tmp_path, which may be on tmpfs where
     # O_DIRECT (random_reads, kaio_submit) is refused
-    doc = run(Settings(profile="smoke", repeat=1), str(tmp_path / "out"))
+    # The contenders whose probes the run used: a probe asked again could see a machine
+    # that changed meanwhile (a CI run once saw fio installed, mid-run, by another job).
+    contenders = all_contenders()
+    doc = run(Settings(profile="smoke", repeat=1), str(tmp_path / "out"), contenders=contenders)
     assert validate(doc) == []
     assert list(doc["workloads"]) == [w.name for w in all_workloads()]
     workloads = {w.name: w for w in all_workloads()}
-    for c in all_contenders():
+    for c in contenders:
         available = c.probe().available
-        assert doc["contenders"][c.name]["status"] == ("available" if available else "missing")
+        status = doc["contenders"][c.name]["status"]
+        assert status == ("available" if available else "missing"), (c.name, c.probe().reason)
         for wname, w in doc["workloads"].items():
             r = w["results"][c.name]
             if not available:
