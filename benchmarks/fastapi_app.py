@@ -4,8 +4,10 @@
 Served by a real uvicorn (``uvicorn benchmarks.fastapi_app:app --loop ...``). Besides the
 endpoints, a *ticker* task sleeps 1 ms in a loop and records how late each wake-up was:
 the loop's lag while the load runs. ``/_lag/reset`` starts a window, ``/_lag`` reports
-its p50/p99/max in milliseconds. ``SYSLETLOOP_BENCH_DIR`` holds the 64 KiB file and the
-SQLite database (``prepare`` writes them).
+its p50/p99/max in milliseconds; with ``SYSLETLOOP_BENCH_LAG_DIR`` set, each process also
+writes its samples and its loop's counters there when it shuts down (several workers behind
+one socket: :mod:`benchmarks.lag_ticker`). ``SYSLETLOOP_BENCH_DIR`` holds the 64 KiB file
+and the SQLite database (``prepare`` writes them).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     task = asyncio.create_task(lag.run())
     yield
     task.cancel()
+    if lag_dir := os.environ.get("SYSLETLOOP_BENCH_LAG_DIR"):
+        lag.dump(Path(lag_dir), _loop_stats())
 
 
 app = FastAPI(lifespan=lifespan)
@@ -100,10 +104,14 @@ def file_def() -> FileResponse:
     return FileResponse(FILE)
 
 
-@app.get("/_stats")
-async def loop_stats() -> dict[str, Any]:
+def _loop_stats() -> dict[str, Any]:
     stats = getattr(asyncio.get_running_loop(), "syslet_stats", None)
     return dataclasses.asdict(stats()) if stats is not None else {}
+
+
+@app.get("/_stats")
+async def loop_stats() -> dict[str, Any]:
+    return _loop_stats()
 
 
 @app.post("/_lag/reset")

@@ -7,7 +7,7 @@ Run::
 
     python -m benchmarks.fastapi_serve [--quick] [--rounds N] [--seconds S]
         [--servers NAME ...] [--cases NAME ...] [--extra-server NAME=LOOP ...]
-        [--no-wrk] [--json OUT]
+        [--workers N ...] [--server uvicorn|gunicorn] [--no-wrk] [--json OUT]
 
 (``./scripts/bench-fastapi`` makes the environment and runs it.) The same measurement as
 ``python -m benchmarks run --workloads fastapi``: one *round* is one repeat of the
@@ -17,7 +17,14 @@ Default: 5 rounds of 10 s per case; ``--quick``: 3
 rounds of 3 s. ``--extra-server`` adds a server with any loop factory uvicorn can import
 (``benchmarks.fastapi_loops`` has some), to measure a loop option. It prints the
 workload's table and the issue's targets against the numbers, and ``--json`` writes the
-harness's ``results.json`` document. wrk is installed with apt-get when absent and
+harness's ``results.json`` document (with several ``--workers``, one per count:
+``OUT`` gets ``-wN`` before its suffix).
+
+``--workers 1 2`` runs the whole measurement once per worker count (``uvicorn --workers
+N``, or gunicorn's uvicorn worker class with ``--server gunicorn``: one loop per process)
+and ends with the scaling table: per server and case, req/s at each count, the ratio to
+stock asyncio at each count (median of the paired rounds), and the scaling, req/s at the
+largest count over req/s at the smallest (medians). wrk is installed with apt-get when absent and
 running as root; without it the load generator is :mod:`benchmarks.http_load`, and the
 output says so.
 """
@@ -27,7 +34,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from benchmarks import report
 from benchmarks.contenders import BASELINE, Contender, all_contenders
@@ -35,6 +44,7 @@ from benchmarks.contenders.asyncio_family import AsyncioContender, ToThreadApi
 from benchmarks.progress import default_progress
 from benchmarks.runner import Settings, run
 from benchmarks.workloads.fastapi_uvicorn import CASE_NAMES, FastAPIServe
+from benchmarks.workloads.fastapi_uvicorn import SERVERS as SERVER_KINDS
 
 # The servers by their old names (asyncio is the harness's baseline contender).
 SERVERS = {
@@ -61,28 +71,97 @@ def main(argv: list[str] | None = None) -> int:
         help="one more server: uvicorn --loop LOOP (e.g. benchmarks.fastapi_loops:"
         "anyio_unpredicted), shown as NAME",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="N",
+        help="server processes, one loop each; several counts: one run each, then scaling",
+    )
+    parser.add_argument("--server", choices=SERVER_KINDS, default="uvicorn")
     parser.add_argument("--json", type=Path, help="write the results document here")
     args = parser.parse_args(argv)
+    if any(n < 1 for n in args.workers):
+        parser.error(f"--workers {args.workers}: each count is 1 or more")
     extra = [_extra_server(spec) for spec in args.extra_server]
-    workload = FastAPIServe(
-        seconds=args.seconds or (3.0 if args.quick else 10.0),
-        cases=args.cases,
-        generator="http_load" if args.no_wrk else None,
-        install_wrk=True,
-    )
-    settings = Settings(
-        profile="quick" if args.quick else "full",
-        repeat=args.rounds or (3 if args.quick else 5),
-        loops=[SERVERS[s] for s in args.servers or SERVERS] + [c.name for c in extra],
-        workloads=[workload.name],
-        argv=["python -m benchmarks.fastapi_serve", *(sys.argv[1:] if argv is None else argv)],
-    )
-    contenders = all_contenders() + extra
-    doc = run(settings, contenders=contenders, workloads=[workload], progress=default_progress())
-    print(report.terminal_table(doc))
-    if args.json:
-        args.json.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    docs: dict[int, dict[str, Any]] = {}
+    for workers in args.workers:
+        workload = FastAPIServe(
+            seconds=args.seconds or (3.0 if args.quick else 10.0),
+            cases=args.cases,
+            generator="http_load" if args.no_wrk else None,
+            install_wrk=True,
+            workers=workers,
+            server=args.server,
+        )
+        settings = Settings(
+            profile="quick" if args.quick else "full",
+            repeat=args.rounds or (3 if args.quick else 5),
+            loops=[SERVERS[s] for s in args.servers or SERVERS] + [c.name for c in extra],
+            workloads=[workload.name],
+            argv=["python -m benchmarks.fastapi_serve", *(sys.argv[1:] if argv is None else argv)],
+        )
+        contenders = all_contenders() + extra
+        doc = run(
+            settings, contenders=contenders, workloads=[workload], progress=default_progress()
+        )
+        docs[workers] = doc
+        print(f"=== {args.server}, {workers} worker{'s' if workers > 1 else ''}")
+        print(report.terminal_table(doc))
+        if args.json:
+            out = args.json
+            if len(args.workers) > 1:
+                out = out.with_name(f"{out.stem}-w{workers}{out.suffix}")
+            out.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    if len(docs) > 1:
+        print(f"=== scaling ({args.server})")
+        print(scaling_table(docs))
     return 0
+
+
+def scaling_table(docs: Mapping[int, Mapping[str, Any]]) -> str:
+    """Per server and case: req/s and the ratio to stock asyncio at each worker count,
+    and the scaling (req/s at the most workers / at the fewest; medians)."""
+    counts = sorted(docs)
+    head = ["server", "case"]
+    head += [f"req/s w{n}" for n in counts] + [f"x stock w{n}" for n in counts]
+    head.append(f"scaling w{counts[-1]}/w{counts[0]}")
+    rows = [head]
+    first = docs[counts[0]]["workloads"]["fastapi"]["results"]
+    for name, result in first.items():
+        for case in result.get("cases", {}):
+            rps = [_rps(docs[n], name, case) for n in counts]
+            ratios = [_ratio(docs[n], name, case) for n in counts]
+            lo, hi = rps[0], rps[-1]
+            scaling = hi / lo if lo and hi else None
+            rows.append([name, case, *map(_num, rps), *map(_num, ratios), _num(scaling)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def _metric(doc: Mapping[str, Any], contender: str, case: str) -> Mapping[str, Any] | None:
+    result = doc["workloads"]["fastapi"]["results"].get(contender, {})
+    case_result = result.get("cases", {}).get(case, {})
+    metric: Mapping[str, Any] | None = case_result.get("metrics", {}).get("rps")
+    return metric
+
+
+def _rps(doc: Mapping[str, Any], contender: str, case: str) -> float | None:
+    metric = _metric(doc, contender, case)
+    return None if metric is None else float(metric["median"])
+
+
+def _ratio(doc: Mapping[str, Any], contender: str, case: str) -> float | None:
+    metric = _metric(doc, contender, case)
+    ratio = None if metric is None else metric.get("ratio")
+    return None if not ratio else float(ratio["median"])
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
 
 
 def _extra_server(spec: str) -> Contender:

@@ -26,18 +26,27 @@ server
     ``uvicorn_loop``: ``asyncio`` for the baseline (stock asyncio; on this workload
     ``asyncio-to_thread`` names the stock loop, its endpoints on anyio's threads),
     ``uvloop``, ``sysletloop:new_event_loop``, ``sysletloop:new_anyio_event_loop``.
+workers
+    Processes serving one listening socket, each on a loop of its own (parameter
+    ``workers``, default 1): ``uvicorn --workers N``, or with ``server="gunicorn"``,
+    ``gunicorn -w N -k benchmarks.gunicorn_workers.LoopWorker`` (uvicorn's worker class,
+    ``L`` as its loop). The way Python servers use more than one core.
 load generator
     wrk when it is on PATH, else :mod:`benchmarks.http_load` (:mod:`benchmarks.loadgen`,
     shared with ``net_throughput``). Every case records the one used
     (``extra.generator``) and the report names it.
 loop lag
-    How late a 1 ms timer in the server fired (``/_lag``), over the measured window.
+    How late a 1 ms timer in the server fired, over the measured window. Every worker has
+    its ticker and writes its samples when it shuts down (:mod:`benchmarks.lag_ticker`);
+    a case's ``lag_p99_ms`` is the worst worker's p99 over the case's window, each
+    worker's own in ``extra.lag_workers``.
 
 Per case: ``warmup_s`` of load that is not recorded (the server is new: the predictor has
-seen nothing), a reset of the lag window, ``seconds`` of load, then the lag and the loop's
-own counters (``/_stats``). The runner pairs the repeats and takes the ratios; the order
-of the contenders is rotated every repeat (``rotate``), as ``benchmarks.fastapi_serve``
-did before it became a front end to this workload.
+seen nothing), ``seconds`` of load, then the loop's own counters (``/_stats``: one
+worker's); the lag of each case's window once the server has stopped. The runner pairs
+the repeats and takes the ratios; the order of the contenders is rotated every repeat
+(``rotate``), as ``benchmarks.fastapi_serve`` did before it became a front end to this
+workload.
 
 Threads: everything here runs in the harness's main thread; the load is in child
 processes (uvicorn, wrk).
@@ -49,6 +58,7 @@ import json
 import os
 import re
 import sys
+import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.contenders.base import ASGI, Contender
+from benchmarks.lag_ticker import read_dumps, window_report
 from benchmarks.loadgen import (
     ServerProcess,
     case_overrides,
@@ -70,6 +81,7 @@ from benchmarks.targets import Verdict
 from benchmarks.targets import verdicts as judge
 from benchmarks.workloads.base import CaseResult, Cases, Metric, Profile, Workload
 
+LOOP_VARIABLE = "SYSLETLOOP_BENCH_UVICORN_LOOP"  # benchmarks.gunicorn_workers reads it
 ROUTED = "sysletloop-anyio"  # the contender the targets are about
 UVICORN_MIN = (0, 36)  # the first uvicorn whose --loop takes a module:attr loop factory
 
@@ -98,19 +110,49 @@ CASE_NAMES = tuple(c.name for c in CASES)
 # ---------------------------------------------------------------------------------------
 
 
-class Running(ServerProcess):
-    """One uvicorn process serving ``benchmarks.fastapi_app`` with ``--loop loop``."""
+SERVERS = ("uvicorn", "gunicorn")
 
-    def __init__(self, name: str, loop: str, data_dir: Path, log: Path) -> None:
+
+def server_argv(server: str, loop: str, port: int, workers: int) -> list[str]:
+    """The command line serving ``benchmarks.fastapi_app`` on ``loop`` in ``workers``
+    processes (gunicorn's worker class reads the loop from the environment)."""
+    if server == "uvicorn":
+        argv = [sys.executable, "-m", "uvicorn", "benchmarks.fastapi_app:app",
+                "--host", "127.0.0.1", "--port", str(port), "--loop", loop,
+                "--no-access-log", "--log-level", "warning"]  # fmt: skip
+        return argv + (["--workers", str(workers)] if workers > 1 else [])
+    if server == "gunicorn":
+        return [sys.executable, "-m", "gunicorn", "benchmarks.fastapi_app:app",
+                "-k", "benchmarks.gunicorn_workers.LoopWorker", "-w", str(workers),
+                "-b", f"127.0.0.1:{port}", "--graceful-timeout", "10",
+                "--log-level", "warning"]  # fmt: skip
+    raise ValueError(f"server {server!r}: one of {', '.join(SERVERS)}")
+
+
+class Running(ServerProcess):
+    """``server`` (uvicorn or gunicorn) serving ``benchmarks.fastapi_app`` on ``loop`` in
+    ``workers`` processes; each worker writes its lag samples to ``lag_dir`` at exit."""
+
+    def __init__(
+        self,
+        name: str,
+        loop: str,
+        data_dir: Path,
+        log: Path,
+        *,
+        server: str = "uvicorn",
+        workers: int = 1,
+        lag_dir: Path | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        argv = [sys.executable, "-m", "uvicorn", "benchmarks.fastapi_app:app",
-                "--host", "127.0.0.1", "--port", str(self.port), "--loop", loop,
-                "--no-access-log", "--log-level", "warning"]  # fmt: skip
+        argv = server_argv(server, loop, self.port, workers)
         env = dict(os.environ, SYSLETLOOP_BENCH_DIR=str(data_dir))
-        super().__init__(
-            f"{name}: uvicorn --loop {loop}", argv, log, lambda: self.get("/async-json"), env
-        )
+        env[LOOP_VARIABLE] = loop
+        if lag_dir is not None:
+            env["SYSLETLOOP_BENCH_LAG_DIR"] = str(lag_dir)
+        what = f"{name}: {server} --loop {loop}" + (f", {workers} workers" if workers > 1 else "")
+        super().__init__(what, argv, log, lambda: self.get("/async-json"), env)
 
     def get(self, path: str, method: str = "GET") -> Any:
         request = urllib.request.Request(self.url + path, method=method)
@@ -120,28 +162,38 @@ class Running(ServerProcess):
 
 def measure_case(
     running: Running, case: Case, wrk: str | None, seconds: float, warmup_s: float
-) -> CaseResult:
-    """One case on a running server: warm-up (not recorded), then the measured window."""
+) -> tuple[CaseResult, tuple[float, float]]:
+    """One case on a running server: warm-up (not recorded), then the measured window,
+    returned with the case (its lag is added once the server has stopped: ``add_lag``)."""
     url = running.url + case.path
     if warmup_s > 0:
         load(wrk, url, case.conns, warmup_s)
-    running.get("/_lag/reset", "POST")
+    start = time.time()
     metrics = load(wrk, url, case.conns, seconds)
-    lag = running.get("/_lag")
-    return CaseResult(
+    window = (start, time.time())
+    result = CaseResult(
         metrics={
             "rps": metrics["rps"],
             "p50_ms": metrics["p50_ms"],
             "p99_ms": metrics["p99_ms"],
-            "lag_p99_ms": float(lag["p99_ms"]),
             "errors": float(metrics.get("errors", 0.0)),
         },
         extra={
             "generator": generator_name(wrk),
-            "lag_max_ms": float(lag["max_ms"]),
             "loop_stats_end": running.get("/_stats") or None,
         },
     )
+    return result, window
+
+
+def add_lag(
+    result: CaseResult, dumps: Sequence[dict[str, Any]], window: tuple[float, float]
+) -> None:
+    """The case's loop lag, from the workers' samples (``benchmarks.lag_ticker``)."""
+    lag = window_report(dumps, *window)
+    result.metrics["lag_p99_ms"] = float(lag["p99_ms"])
+    result.extra["lag_max_ms"] = float(lag["max_ms"])
+    result.extra["lag_workers"] = lag["workers"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -155,6 +207,7 @@ class ServeState:
     log: Path
     wrk: str | None
     generator_note: str  # which generator, and why (recorded in every case's extra)
+    servers: int = 0  # servers started so far (each gets its own lag directory)
 
 
 class FastAPIServe(Workload[ServeState]):
@@ -199,10 +252,20 @@ class FastAPIServe(Workload[ServeState]):
         cases: Sequence[str] | None = None,
         generator: str | None = None,
         install_wrk: bool = False,
+        workers: int | None = None,
+        server: str | None = None,
     ) -> None:
         self._overrides = case_overrides(
             CASE_NAMES, seconds=seconds, warmup_s=warmup_s, cases=cases, generator=generator
         )
+        if workers is not None:
+            if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+                raise ValueError(f"workers={workers!r}: a positive whole number of processes")
+            self._overrides["workers"] = workers
+        if server is not None:
+            if server not in SERVERS:
+                raise ValueError(f"server {server!r}: one of {', '.join(SERVERS)}")
+            self._overrides["server"] = server
         self._install_wrk = install_wrk
 
     def params(self, profile: Profile) -> dict[str, Any]:
@@ -215,6 +278,8 @@ class FastAPIServe(Workload[ServeState]):
             "cases": ["json", "sleep"] if profile == "smoke" else list(CASE_NAMES),
             # smoke: the stdlib generator, whose window can be a fraction of a second
             "generator": "http_load" if profile == "smoke" else "auto",
+            "workers": 1,
+            "server": "uvicorn",
         }
         return {**params, **self._overrides}
 
@@ -232,6 +297,10 @@ class FastAPIServe(Workload[ServeState]):
         numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
         if numbers < UVICORN_MIN:
             return f"uvicorn {version} has no module:attr --loop (needs 0.36 or later)"
+        if self._overrides.get("server") == "gunicorn":
+            for module in ("gunicorn", "uvicorn_worker"):
+                if package_version(module.replace("_", "-")) is None:
+                    return f"{module} is not installed (pip install 'sysletloop[bench]')"
         return None
 
     def describe(self) -> dict[str, Any]:
@@ -250,11 +319,22 @@ class FastAPIServe(Workload[ServeState]):
         if loop is None:
             raise TypeError(f"{contender.name} has no uvicorn loop")
         by_name = {c.name: c for c in CASES}
-        running = Running(contender.name, loop, state.data_dir, state.log)
+        state.servers += 1
+        lag_dir = state.data_dir / f"lag-{state.servers}"
+        running = Running(
+            contender.name,
+            loop,
+            state.data_dir,
+            state.log,
+            server=params.get("server", "uvicorn"),
+            workers=int(params.get("workers", 1)),
+            lag_dir=lag_dir,
+        )
         cases: Cases = {}
+        windows = {}
         try:
             for name in params["cases"]:
-                result = measure_case(
+                result, windows[name] = measure_case(
                     running,
                     by_name[name],
                     state.wrk,
@@ -267,6 +347,14 @@ class FastAPIServe(Workload[ServeState]):
             running.stop()
         if "Traceback" in (text := read_text(state.log)):
             raise RuntimeError(f"{contender.name}: the server logged an error: {text[-2000:]}")
+        dumps = read_dumps(lag_dir) if lag_dir.is_dir() else []
+        if len(dumps) < int(params.get("workers", 1)):
+            raise RuntimeError(
+                f"{contender.name}: {len(dumps)} of {params.get('workers', 1)} workers wrote "
+                f"their lag samples at shutdown ({lag_dir}): {running.log_tail()}"
+            )
+        for name, result in cases.items():
+            add_lag(result, dumps, windows[name])
         return cases
 
 

@@ -22,7 +22,14 @@ from benchmarks.contenders import BASELINE, all_contenders
 from benchmarks.loadgen import load
 from benchmarks.runner import Settings, run
 from benchmarks.schema import validate
-from benchmarks.workloads.fastapi_uvicorn import ROUTED, FastAPIServe, targets, verdicts
+from benchmarks.lag_ticker import window_report
+from benchmarks.workloads.fastapi_uvicorn import (
+    ROUTED,
+    FastAPIServe,
+    server_argv,
+    targets,
+    verdicts,
+)
 
 WRK_OUTPUT = """\
 Running 3s test @ http://127.0.0.1:8000/json
@@ -167,3 +174,85 @@ def test_the_standalone_command_is_the_workload(tmp_path: Path) -> None:
     assert entry["params"]["seconds"] == 0.5 and entry["params"]["cases"] == ["json"]
     (rps,) = entry["results"][ROUTED]["cases"]["json"]["metrics"]["rps"]["values"]
     assert rps > 0
+
+
+# ---------------------------------------------------------------------------------------
+# Several worker processes (issue 21): uvicorn --workers, gunicorn's uvicorn worker
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"workers": 0}, "workers=0"),
+        ({"workers": True}, "workers=True"),
+        ({"workers": 1.5}, "workers=1.5"),
+        ({"server": "hypercorn"}, "server 'hypercorn'"),
+    ],
+)
+def test_a_bad_workers_or_server_is_named(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FastAPIServe(**kwargs)
+
+
+def test_the_server_command_lines() -> None:
+    one = server_argv("uvicorn", "sysletloop:new_anyio_event_loop", 8000, 1)
+    assert "--workers" not in one and one[one.index("--loop") + 1].startswith("sysletloop:")
+    two = server_argv("uvicorn", "asyncio", 8000, 2)
+    assert two[two.index("--workers") + 1] == "2"
+    gunicorn = server_argv("gunicorn", "uvloop", 8000, 2)
+    assert gunicorn[gunicorn.index("-w") + 1] == "2"
+    assert gunicorn[gunicorn.index("-k") + 1] == "benchmarks.gunicorn_workers.LoopWorker"
+    with pytest.raises(ValueError, match="one of uvicorn, gunicorn"):
+        server_argv("daphne", "asyncio", 8000, 1)
+
+
+def test_a_window_takes_each_workers_samples_in_it_and_the_worst_p99() -> None:
+    dumps = [
+        {"pid": 1, "stamped": [(10.0, 0.001), (11.0, 0.002), (12.5, 0.5)]},
+        {"pid": 2, "stamped": [(10.5, 0.004), (11.5, 0.003), (9.0, 0.9)]},
+    ]
+    lag = window_report(dumps, 10.0, 12.0)  # leaves out 12.5 (pid 1) and 9.0 (pid 2)
+    assert [w["ticks"] for w in lag["workers"]] == [2, 2]
+    assert lag["p99_ms"] == pytest.approx(4.0) and lag["max_ms"] == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="no worker"):
+        window_report([], 0.0, 1.0)
+
+
+def test_the_scaling_table_divides_the_most_workers_by_the_fewest() -> None:
+    def doc(rps: float, ratio: float) -> dict[str, Any]:
+        case = {"metrics": {"rps": {"median": rps, "ratio": {"median": ratio}}}}
+        return {"workloads": {"fastapi": {"results": {ROUTED: {"cases": {"sleep": case}}}}}}
+
+    table = fastapi_serve.scaling_table({1: doc(2000.0, 3.0), 2: doc(3000.0, 2.0)})
+    header, row = table.splitlines()
+    assert header.split() == [
+        "server", "case", "req/s", "w1", "req/s", "w2", "x", "stock", "w1", "x", "stock",
+        "w2", "scaling", "w2/w1",
+    ]  # fmt: skip
+    assert row.split() == [ROUTED, "sleep", "2,000", "3,000", "3.00", "2.00", "1.50"]
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_two_workers_serve_and_each_reports_its_lag(tmp_path: Path, server: str) -> None:
+    _available(BASELINE, ROUTED)
+    w = FastAPIServe(cases=["json"], workers=2, server=server, seconds=0.5)
+    assert w.missing() is None
+    doc = run(
+        Settings(profile="smoke", repeat=1, warmup=False, loops=[ROUTED]),
+        str(tmp_path),
+        workloads=[w],
+    )
+    assert validate(doc) == []
+    entry = doc["workloads"]["fastapi"]
+    assert entry["params"]["workers"] == 2 and entry["params"]["server"] == server
+    for name in (BASELINE, ROUTED):
+        result = entry["results"][name]
+        assert result["status"] == "ok", result.get("traceback")
+        case = result["cases"]["json"]
+        assert case["metrics"]["rps"]["median"] > 0 and case["metrics"]["errors"]["max"] == 0
+        workers = case["extra"]["lag_workers"]
+        assert len({worker["pid"] for worker in workers}) == 2  # each worker has its own loop
+        assert all(worker["ticks"] > 0 for worker in workers)
+        worst = max(worker["p99_ms"] for worker in workers)
+        assert case["metrics"]["lag_p99_ms"]["median"] == worst
