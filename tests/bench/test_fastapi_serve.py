@@ -19,10 +19,10 @@ import pytest
 
 from benchmarks import fastapi_serve, http_load, plots, report
 from benchmarks.contenders import BASELINE, all_contenders
+from benchmarks.lag_ticker import window_report
 from benchmarks.loadgen import load
 from benchmarks.runner import Settings, run
 from benchmarks.schema import validate
-from benchmarks.lag_ticker import window_report
 from benchmarks.workloads.fastapi_uvicorn import (
     ROUTED,
     FastAPIServe,
