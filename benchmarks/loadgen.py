@@ -90,12 +90,18 @@ def _wrk_field(pattern: str, out: str) -> str:
     return match[1]
 
 
-def load(wrk: str | None, url: str, conns: int, seconds: float) -> dict[str, float]:
+def load(
+    wrk: str | None, url: str, conns: int, seconds: float, rate: float | None = None
+) -> dict[str, float]:
     """Closed-loop load on ``url``: req/s, latency p50/p99 (ms), errors. A server that
-    stops answering is a TimeoutExpired a minute after the window, not a hang."""
-    if wrk is None:
+    stops answering is a TimeoutExpired a minute after the window, not a hang. With
+    ``rate``, an open loop at that many requests per second instead, always by
+    :mod:`benchmarks.http_load` (wrk has no constant-rate mode; wrk2 is not packaged)."""
+    if wrk is None or rate is not None:
         argv = [sys.executable, "-m", "benchmarks.http_load", url,
                 f"--conns={conns}", f"--seconds={seconds}"]  # fmt: skip
+        if rate is not None:
+            argv.append(f"--rate={rate}")
         done = subprocess.run(
             argv, capture_output=True, text=True, check=True, cwd=ROOT, timeout=seconds + 60
         )
