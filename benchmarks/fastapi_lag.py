@@ -4,7 +4,11 @@ stock asyncio's maximum (issue 21).
 Run::
 
     python -m benchmarks.fastapi_lag [--rounds N] [--seconds S] [--case NAME]
-        [--servers NAME ...] [--workers N] [--no-wrk] [--json OUT]
+        [--servers NAME ...] [--extra-server NAME=LOOP ...] [--workers N] [--no-wrk]
+        [--json OUT]
+
+``--extra-server`` adds a server with any loop factory uvicorn can import
+(``benchmarks.fastapi_loops`` has some), as ``benchmarks.fastapi_serve``'s does.
 
 Full load says how late a busy loop's timers are when every connection always has a
 request waiting (closed loop: the faster server is also the busier one). The fixed rate
@@ -50,14 +54,20 @@ SERVERS = ("asyncio-to_thread", "uvloop", "sysletloop", "sysletloop-anyio")
 WARMUP_S = 1.0
 
 
-def uvicorn_loops(names: Sequence[str]) -> dict[str, str]:
+def uvicorn_loops(names: Sequence[str], extra: Sequence[str] = ()) -> dict[str, str]:
     """The contenders' ``uvicorn --loop`` values, by name (ValueError naming an unknown
-    or loop-less one)."""
+    or loop-less one), then the ``NAME=LOOP`` servers of ``extra``."""
     loops = {c.name: c.uvicorn_loop for c in all_contenders() if c.uvicorn_loop}
     unknown = [n for n in names if n not in loops]
     if unknown:
         raise ValueError(f"no uvicorn loop for {', '.join(unknown)} (known: {', '.join(loops)})")
-    return {n: loops[n] for n in names}
+    chosen = {n: loops[n] for n in names}
+    for spec in extra:
+        name, sep, loop = spec.partition("=")
+        if not sep or not name or not loop or name in chosen:
+            raise ValueError(f"--extra-server {spec!r}: NAME=LOOP, with a NAME of its own")
+        chosen[name] = loop
+    return chosen
 
 
 def serve_round(
@@ -105,6 +115,7 @@ def serve_round(
 def measure(
     names: Sequence[str],
     *,
+    extra: Sequence[str] = (),
     rounds: int,
     seconds: float,
     case: str,
@@ -116,7 +127,7 @@ def measure(
     every server's figures in both modes."""
     from benchmarks import fastapi_app  # imports fastapi: only once it runs
 
-    loops = uvicorn_loops([BASELINE, *[n for n in names if n != BASELINE]])
+    loops = uvicorn_loops([BASELINE, *[n for n in names if n != BASELINE]], extra)
     results = []
     with tempfile.TemporaryDirectory(prefix="sl-fastapi-lag-") as scratch:
         data_dir = Path(scratch)
@@ -206,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--case", choices=[c.name for c in CASES], default="sleep")
     parser.add_argument("--servers", nargs="+", default=list(SERVERS))
+    parser.add_argument("--extra-server", action="append", default=[], metavar="NAME=LOOP")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-wrk", action="store_true", help="closed loop by benchmarks.http_load")
     parser.add_argument("--json", type=Path, help="write the rounds and the summary here")
@@ -213,14 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.seconds <= 0 or args.workers < 1:
         parser.error("--rounds and --workers are 1 or more, --seconds more than 0")
     try:
-        uvicorn_loops(args.servers)
+        uvicorn_loops(args.servers, args.extra_server)
     except ValueError as exc:
         parser.error(str(exc))
     wrk, note = choose_generator("http_load" if args.no_wrk else "auto", install=True)
     print(f"closed loop: {note}; open loop: benchmarks.http_load --rate", file=sys.stderr)
     results = measure(
-        args.servers, rounds=args.rounds, seconds=args.seconds, case=args.case, wrk=wrk,
-        workers=args.workers, progress=lambda line: print(line, file=sys.stderr),
+        args.servers, extra=args.extra_server, rounds=args.rounds, seconds=args.seconds,
+        case=args.case, wrk=wrk, workers=args.workers,
+        progress=lambda line: print(line, file=sys.stderr),
     )  # fmt: skip
     rows = summary(results)
     print(f"case {args.case}, {args.workers} worker(s), {args.rounds} rounds of {args.seconds} s")

@@ -7,6 +7,7 @@ checkout's root, which the workload puts on its ``PYTHONPATH``).
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import sysletloop
 
@@ -25,3 +26,18 @@ def migrate_steps() -> asyncio.AbstractEventLoop:
     does not start: the ``sysletloop-steps`` contender is missing there, with that error.
     The ``served_unwrapped`` workload's uvicorn and aiohttp servers both use it."""
     return sysletloop.new_event_loop(migrate_steps=True)
+
+
+def anyio_switch_1ms() -> asyncio.AbstractEventLoop:
+    """``route_anyio`` with the interpreter's GIL switch interval at 1 ms instead of 5:
+    how much of a busy server's timer lag is a returning thread waiting for the GIL.
+    (The interval is the process's: it is set here because uvicorn makes the loop in the
+    worker process before it serves.)"""
+    sys.setswitchinterval(0.001)
+    return sysletloop.new_anyio_event_loop()
+
+
+def stock_switch_1ms() -> asyncio.AbstractEventLoop:
+    """Stock asyncio with the GIL switch interval at 1 ms: ``anyio_switch_1ms``'s control."""
+    sys.setswitchinterval(0.001)
+    return asyncio.new_event_loop()

@@ -86,3 +86,11 @@ def test_the_command_measures_both_modes_at_stocks_rate(tmp_path: Path) -> None:
         assert server["full"]["lag_p99_ms"] >= 0 and at_rate["lag_p99_ms"] >= 0
     rows = {row["server"]: row for row in doc["summary"]}
     assert rows[BASELINE]["lag_ratio_to_stock"] == 1.0
+
+
+def test_an_extra_server_is_a_name_and_a_loop() -> None:
+    loops = fastapi_lag.uvicorn_loops([BASELINE], ["fast=benchmarks.fastapi_loops:x"])
+    assert loops == {BASELINE: "asyncio", "fast": "benchmarks.fastapi_loops:x"}
+    for spec in ("fast", "=x", "fast=", f"{BASELINE}=x"):
+        with pytest.raises(ValueError, match="NAME=LOOP"):
+            fastapi_lag.uvicorn_loops([BASELINE], [spec])
