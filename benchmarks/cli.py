@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -22,7 +23,7 @@ from benchmarks.progress import default_progress
 from benchmarks.runner import Settings, run
 from benchmarks.schema import validate
 from benchmarks.workloads import all_workloads, workload_names
-from benchmarks.workloads.base import PROFILES
+from benchmarks.workloads.base import PROFILES, Workload
 
 DEFAULT_OUT = "bench-results"
 DEFAULT_REPEAT = {"smoke": 1, "quick": 3, "full": 5}
@@ -105,6 +106,13 @@ def parser() -> argparse.ArgumentParser:
         help="skip the warm-up run of each contender",
     )
     r.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
+    r.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="server processes, one loop each, for the workloads that serve (fastapi, "
+        "net_throughput's http_server; default 1)",
+    )
     sub.add_parser("list", help="list contenders (available or missing) and workloads")
     rep = sub.add_parser("report", help="re-render table, report.md and plots from saved JSON")
     rep.add_argument("dir", metavar="DIR", help="a directory holding results.json")
@@ -130,6 +138,14 @@ def render(doc: Mapping[str, Any], out_dir: str, *, with_plots: bool = True) -> 
     return table
 
 
+def with_workers(workers: int) -> list[Workload[Any]]:
+    """Every workload, those that take ``workers`` made with it (ValueError if < 1)."""
+    return [
+        type(w)(workers=workers) if "workers" in inspect.signature(type(w)).parameters else w
+        for w in all_workloads()
+    ]
+
+
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     repeat = args.repeat if args.repeat is not None else DEFAULT_REPEAT[args.profile]
     if repeat < 1:
@@ -146,7 +162,8 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         argv=["python -m benchmarks", *argv],
     )
     try:
-        doc = run(settings, args.out, progress=default_progress())
+        workloads = None if args.workers is None else with_workers(args.workers)
+        doc = run(settings, args.out, workloads=workloads, progress=default_progress())
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,9 +2,12 @@
 a client on one contender's loop, each in a fresh interpreter.
 
 ``python -m benchmarks.net_peer serve --kind echo|http --contender NAME --port-file F
---stats-file S`` serves on 127.0.0.1 (an ephemeral port, written to ``F`` once it
-listens) until SIGTERM, then writes the loop's own counters to ``S`` (JSON, null for a
-loop with none). ``python -m benchmarks.net_peer client --contender NAME --url URL
+--stats-file S [--port P --reuse-port]`` serves on 127.0.0.1 (an ephemeral port, or
+``P``; written to ``F`` once it listens) until SIGTERM, then writes the loop's own
+counters to ``S`` (JSON, null for a loop with none). With ``--reuse-port`` (``http``
+only) several such processes listen on one port (``SO_REUSEPORT``: the kernel spreads
+the connections over them), one loop each: the ``net_throughput`` workload's
+``workers``. ``python -m benchmarks.net_peer client --contender NAME --url URL
 --conns N --seconds T [--warmup W] --server-pid P`` loads ``URL`` from the contender's
 loop and prints one JSON object: requests, req/s, latency p50/p99 (ms), errors, its CPU
 share and the server's over the window (1.0: one core) and the loop's counters.
@@ -97,7 +100,9 @@ def contender(name: str) -> Contender:
     raise ValueError(f"unknown contender {name!r}")
 
 
-async def serve(api: Api, kind: str, port_file: Path) -> dict[str, Any] | None:
+async def serve(
+    api: Api, kind: str, port_file: Path, port: int = 0, reuse_port: bool = False
+) -> dict[str, Any] | None:
     """Serve until SIGTERM; the loop's counters then."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -110,9 +115,13 @@ async def serve(api: Api, kind: str, port_file: Path) -> dict[str, Any] | None:
         await stop.wait()
 
     if kind == "echo":
+        if port or reuse_port:
+            raise ValueError("the echo server listens on an ephemeral port of its own")
         await api.serve_echo(until_stopped)
     else:
-        server = await loop.create_server(MinimalHttp, "127.0.0.1", 0)
+        server = await loop.create_server(
+            MinimalHttp, "127.0.0.1", port, reuse_port=reuse_port or None
+        )
         async with server:
             await until_stopped(int(server.sockets[0].getsockname()[1]))
     return api.stats()
@@ -143,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--contender", required=True)
     s.add_argument("--port-file", type=Path, required=True)
     s.add_argument("--stats-file", type=Path, required=True)
+    s.add_argument("--port", type=int, default=0)
+    s.add_argument("--reuse-port", action="store_true")
     c = sub.add_parser("client")
     c.add_argument("--contender", required=True)
     c.add_argument("--url", required=True)
@@ -153,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     on = contender(args.contender)
     if args.role == "serve":
-        stats = on.run(lambda api: serve(api, args.kind, args.port_file))
+        stats = on.run(
+            lambda api: serve(api, args.kind, args.port_file, args.port, args.reuse_port)
+        )
         args.stats_file.write_text(json.dumps(stats))
     else:
         result = on.run(

@@ -42,6 +42,12 @@ a fifth to a quick run's time for this workload). The others are n/a:
 loop as a row here; KAIO's loop is not asked to serve; trio and anyio are not asyncio
 loops.
 
+``workers`` (default 1): the ``http_server`` case's server in that many processes on one
+port (``SO_REUSEPORT``), one loop each, the way servers use more than one core;
+``loop_cpu`` is then their sum and ``extra.loop_stats_end`` a list, one per process. The
+other two cases have one loop process whatever ``workers`` says: ``tcp_echo``'s server
+is the harness's own echo server, and ``http_client`` measures a client.
+
 Per case: ``warmup_s`` of load that is not counted (under wrk, whole seconds only, so
 none below one second), then ``seconds`` of load. The runner pairs the rounds and takes
 the ratios, rotating the contenders' order every round (``rotate``).
@@ -98,18 +104,25 @@ CASE_NAMES = tuple(c.name for c in CASES)
 
 class PeerServer(ServerProcess):
     """``benchmarks.net_peer serve`` on ``contender``'s loop; ``stop()`` returns the loop's
-    counters (``syslet_stats()``; None for a loop without them)."""
+    counters (``syslet_stats()``; None for a loop without them). ``port`` and
+    ``reuse_port``: one of several processes on one port (``http`` only)."""
 
-    def __init__(self, kind: str, contender: str, scratch: Path) -> None:
-        self.port_file = scratch / f"{kind}-{contender}.port"
-        self.stats_file = scratch / f"{kind}-{contender}.stats"
+    def __init__(
+        self, kind: str, contender: str, scratch: Path, *, port: int = 0, reuse_port: bool = False,
+        index: int = 0,
+    ) -> None:  # fmt: skip
+        tag = f"{kind}-{contender}" + (f"-{index}" if index else "")
+        self.port_file = scratch / f"{tag}.port"
+        self.stats_file = scratch / f"{tag}.stats"
         for stale in (self.port_file, self.stats_file):
             stale.unlink(missing_ok=True)
         self.port = 0
         argv = [sys.executable, "-m", "benchmarks.net_peer", "serve", f"--kind={kind}",
                 f"--contender={contender}", f"--port-file={self.port_file}",
-                f"--stats-file={self.stats_file}"]  # fmt: skip
-        log = scratch / f"{kind}-{contender}.log"
+                f"--stats-file={self.stats_file}", f"--port={port}"]  # fmt: skip
+        if reuse_port:
+            argv.append("--reuse-port")
+        log = scratch / f"{tag}.log"
         super().__init__(f"{contender}: net_peer serve --kind {kind}", argv, log, self._probe)
         self.url = f"http://127.0.0.1:{self.port}/json"
 
@@ -172,19 +185,32 @@ def tcp_echo(contender: str, scratch: Path, params: Mapping[str, Any]) -> CaseRe
 def http_server(
     contender: str, scratch: Path, params: Mapping[str, Any], wrk: str | None, note: str
 ) -> CaseResult:
-    server = PeerServer("http", contender, scratch)
+    workers = int(params.get("workers", 1))
+    servers = [PeerServer("http", contender, scratch, reuse_port=workers > 1)]
     conns = int(params["http_server_conns"])
     try:
+        for index in range(1, workers):  # the others, on the first one's port
+            servers.append(
+                PeerServer(
+                    "http", contender, scratch, port=servers[0].port, reuse_port=True,
+                    index=index,
+                )
+            )  # fmt: skip
+        url = servers[0].url
         warmup = float(params["warmup_s"])
         if warmup >= 1 or (warmup > 0 and wrk is None):
-            load(wrk, server.url, conns, warmup)
-        peer0, cpu0, t0 = children_cpu_seconds(), cpu_seconds(server.pid), time.perf_counter()
-        out = load(wrk, server.url, conns, float(params["seconds"]))
+            load(wrk, url, conns, warmup)
+        peer0, t0 = children_cpu_seconds(), time.perf_counter()
+        cpu0 = [cpu_seconds(s.pid) for s in servers]
+        out = load(wrk, url, conns, float(params["seconds"]))
         window = time.perf_counter() - t0
-        loop_cpu = (cpu_seconds(server.pid) - cpu0) / window
+        loop_cpu = sum(cpu_seconds(s.pid) - c for s, c in zip(servers, cpu0, strict=True))
+        loop_cpu /= window
         peer_cpu = (children_cpu_seconds() - peer0) / window
     finally:
-        stats = server.finish()
+        for server in servers:
+            server.stop()  # all of them, before one's error could leave the others running
+        stats = [s.finish() for s in servers]
     return CaseResult(
         metrics={
             "rps": float(out["rps"]),
@@ -192,7 +218,12 @@ def http_server(
             "peer_cpu": peer_cpu,
             "errors": float(out.get("errors", 0.0)),
         },
-        extra={"generator": note, "p99_ms": out["p99_ms"], "loop_stats_end": stats},
+        extra={
+            "generator": note,
+            "p99_ms": out["p99_ms"],
+            "loop_stats_end": stats[0] if workers == 1 else stats,
+            "workers": workers,
+        },
     )
 
 
@@ -262,6 +293,7 @@ class NetThroughput(Workload[NetState]):
         warmup_s: float | None = None,
         cases: Sequence[str] | None = None,
         generator: str | None = None,
+        workers: int | None = None,
     ) -> None:
         self._overrides = case_overrides(
             CASE_NAMES,
@@ -271,6 +303,10 @@ class NetThroughput(Workload[NetState]):
             generator=generator,
             generators=None,
         )
+        if workers is not None:
+            if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+                raise ValueError(f"workers={workers!r}: a positive whole number of processes")
+            self._overrides["workers"] = workers
 
     def params(self, profile: Profile) -> dict[str, Any]:
         # quick: 1 s windows (wrk's floor), 0.25 s of warm-up where the generator allows
@@ -286,6 +322,7 @@ class NetThroughput(Workload[NetState]):
             "http_client_conns": 16,
             # smoke: the stdlib generator, whose window can be a fraction of a second
             "generator": "http_load" if profile == "smoke" else "auto",
+            "workers": 1,  # http_server's processes on one port
         }
         return {**params, **self._overrides}
 

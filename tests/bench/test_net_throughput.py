@@ -12,6 +12,7 @@ run through the harness with its table, report and figure. The numbers come from
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import net_peer, plots, report, tcp_load
+from benchmarks import cli, net_peer, plots, report, tcp_load
 from benchmarks.contenders import BASELINE, all_contenders
 from benchmarks.loadgen import cpu_seconds
 from benchmarks.runner import Settings, run
@@ -168,3 +169,37 @@ def test_sysletloop_steps_runs_when_named_and_only_then(tmp_path: Path) -> None:
     c = mine["cases"]["http_server"]
     assert c["metrics"]["rps"]["median"] > 0 and c["metrics"]["rps"]["ratio"]["n"] == 1
     assert c["extra"]["loop_stats_end"]["claimed_steps"] == 0
+
+
+def test_two_http_server_workers_share_a_port_each_on_its_own_loop(tmp_path: Path) -> None:
+    _available(BASELINE, SUBJECT)
+    with pytest.raises(ValueError, match="workers=0"):
+        NetThroughput(workers=0)
+    w = NetThroughput(seconds=0.5, cases=["http_server"], workers=2)
+    doc = run(
+        Settings(profile="smoke", repeat=1, warmup=False, loops=[SUBJECT]),
+        str(tmp_path),
+        workloads=[w],
+    )
+    assert validate(doc) == []
+    entry = doc["workloads"]["net_throughput"]
+    assert entry["params"]["workers"] == 2
+    mine = entry["results"][SUBJECT]
+    assert mine["status"] == "ok", mine.get("traceback")
+    c = mine["cases"]["http_server"]
+    assert c["metrics"]["rps"]["median"] > 0 and c["metrics"]["errors"]["max"] == 0
+    assert c["extra"]["workers"] == 2
+    per_process = c["extra"]["loop_stats_end"]
+    assert len(per_process) == 2  # each process's own loop wrote its counters
+    assert all(stats["inline_completions"] == 0 for stats in per_process)  # nothing submitted
+
+
+def test_the_command_line_gives_the_serving_workloads_their_workers(tmp_path: Path) -> None:
+    _available(BASELINE, SUBJECT)
+    out = tmp_path / "out"
+    argv = ["run", "--smoke", "--workloads", "net_throughput", "--loops", SUBJECT]
+    argv += ["--workers", "2", "--no-warmup", "--no-plots", "--out", str(out)]
+    assert cli.main(argv) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["workloads"]["net_throughput"]["params"]["workers"] == 2
+    assert cli.main([*argv[:-4], "--workers", "0", "--out", str(out)]) == 2  # named, refused
