@@ -48,6 +48,7 @@ from benchmarks.contenders.base import (
 from benchmarks.machine import package_version
 
 T = TypeVar("T")
+ECHO_CLOSE_TIMEOUT = 5.0  # seconds serve_echo waits for closing connections' handlers
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
@@ -74,7 +75,15 @@ class AsyncioApi(Api):
         if ECHO not in self.provides:
             raise NotSupported(f"{self.name} does not serve TCP")
 
+        # The connections' handlers, awaited before the server returns: on 3.11 a handler
+        # still in wait_closed() when the loop shuts down is cancelled, and asyncio's
+        # streams then log its CancelledError as an error (3.12 checks first).
+        handlers: set[asyncio.Task[None]] = set()
+
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            handlers.add(task)
             try:
                 while data := await reader.read(65536):
                     writer.write(data)
@@ -85,6 +94,7 @@ class AsyncioApi(Api):
                 writer.close()
                 with contextlib.suppress(ConnectionError):
                     await writer.wait_closed()
+                handlers.discard(task)
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = int(server.sockets[0].getsockname()[1])
@@ -93,6 +103,8 @@ class AsyncioApi(Api):
         finally:
             server.close()
             await server.wait_closed()
+            if handlers:  # clients that closed: their handlers are finishing
+                await asyncio.wait(handlers, timeout=ECHO_CLOSE_TIMEOUT)
 
 
 class InlineApi(AsyncioApi):
