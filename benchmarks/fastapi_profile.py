@@ -23,9 +23,12 @@ by the rate, divided by the requests wrk counted over the same window):
 ``gil %``
     the share of the window some thread held the GIL (samples / (HZ * S));
 ``loop us/req``
-    GIL time in the loop's own work (a stack through the loop's ``_run_once``, outside a
-    blocking call it runs inline), the rest being the blocking calls (``call us/req``: the
-    endpoint, inline or on a thread) and other threads' overhead (``threads us/req``);
+    GIL time in the loop's own work, the rest being the blocking calls (``call us/req``:
+    the endpoint, inline or on a thread) and other threads' overhead (``threads us/req``).
+    A sample outside a blocking call is the loop's if its thread is the one that started
+    the process (the loop's home; py-spy shows a coroutine resumed by C code without the
+    frames below it, so its stack need not reach ``_run_once``), or if its stack runs
+    through the loop's ``_run_once`` (a syslet loop away from home, on another thread);
 by package
     the loop's work by the package of the innermost frame (asyncio, uvicorn, starlette,
     fastapi, anyio, sysletloop, ...), and the top functions by their own samples.
@@ -77,6 +80,7 @@ PACKAGES = (
     ("json", "json/"),
 )
 LOOP_FRAME = re.compile(r"EventLoop\._run_once ")  # stock's BaseEventLoop, the syslet loop's
+THREAD_FRAME = "Thread._bootstrap "  # the outermost frame of every thread but the first
 # A blocking call's frames: the syslet loop's call record (inline, or on its spare thread),
 # anyio's worker thread, an executor's work item.
 CALL_FRAME = re.compile(r"CallRecord\.run(_timed)? |WorkerThread\.run |_WorkItem\.run ")
@@ -114,7 +118,9 @@ def parse(lines: Iterable[str]) -> Profile:
         profile.samples += n
         if any(CALL_FRAME.search(f + " ") for f in frames):
             profile.call += n
-        elif any(LOOP_FRAME.search(f + " ") for f in frames):
+        elif not any(THREAD_FRAME in f + " " for f in frames) or any(
+            LOOP_FRAME.search(f + " ") for f in frames
+        ):
             profile.loop += n
             leaf = frames[-1] if frames else "?"
             profile.by_package[package_of(leaf)] += n
