@@ -23,10 +23,11 @@ harness's ``results.json`` document (with several ``--workers``, one per count:
 ``--workers 1 2`` runs the whole measurement once per worker count (``uvicorn --workers
 N``, or gunicorn's uvicorn worker class with ``--server gunicorn``: one loop per process)
 and ends with the scaling table: per server and case, req/s at each count, the ratio to
-stock asyncio at each count (median of the paired rounds), and the scaling, req/s at the
-largest count over req/s at the smallest (medians). wrk is installed with apt-get when absent and
-running as root; without it the load generator is :mod:`benchmarks.http_load`, and the
-output says so.
+stock asyncio at each count (median of the paired rounds), the server processes' CPU
+share at each count (``cpu``, cores: every worker and the master), and the scaling, req/s
+at the largest count over req/s at the smallest (medians). wrk is installed with apt-get
+when absent and running as root; without it the load generator is
+:mod:`benchmarks.http_load`, and the output says so.
 """
 
 from __future__ import annotations
@@ -126,31 +127,36 @@ def scaling_table(docs: Mapping[int, Mapping[str, Any]]) -> str:
     counts = sorted(docs)
     head = ["server", "case"]
     head += [f"req/s w{n}" for n in counts] + [f"x stock w{n}" for n in counts]
+    head += [f"cpu w{n}" for n in counts]
     head.append(f"scaling w{counts[-1]}/w{counts[0]}")
     rows = [head]
     first = docs[counts[0]]["workloads"]["fastapi"]["results"]
     for name, result in first.items():
         for case in result.get("cases", {}):
             rps = [_rps(docs[n], name, case) for n in counts]
+            cpu = [_rps(docs[n], name, case, "server_cpu") for n in counts]
             ratios = [_ratio(docs[n], name, case) for n in counts]
             lo, hi = rps[0], rps[-1]
             scaling = hi / lo if lo and hi else None
-            rows.append([name, case, *map(_num, rps), *map(_num, ratios), _num(scaling)])
+            row = [name, case, *map(_num, rps), *map(_num, ratios), *map(_num, cpu)]
+            rows.append([*row, _num(scaling)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
     )
 
 
-def _metric(doc: Mapping[str, Any], contender: str, case: str) -> Mapping[str, Any] | None:
+def _metric(
+    doc: Mapping[str, Any], contender: str, case: str, name: str = "rps"
+) -> Mapping[str, Any] | None:
     result = doc["workloads"]["fastapi"]["results"].get(contender, {})
     case_result = result.get("cases", {}).get(case, {})
-    metric: Mapping[str, Any] | None = case_result.get("metrics", {}).get("rps")
+    metric: Mapping[str, Any] | None = case_result.get("metrics", {}).get(name)
     return metric
 
 
-def _rps(doc: Mapping[str, Any], contender: str, case: str) -> float | None:
-    metric = _metric(doc, contender, case)
+def _rps(doc: Mapping[str, Any], contender: str, case: str, name: str = "rps") -> float | None:
+    metric = _metric(doc, contender, case, name)
     return None if metric is None else float(metric["median"])
 
 

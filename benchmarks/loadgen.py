@@ -22,6 +22,7 @@ Threads: everything here runs in the harness's main thread; the load is in child
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -137,6 +138,34 @@ def cpu_seconds(pid: int) -> float:
         fields = f.read().rpartition(")")[2].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants now (a server's worker processes), from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(p := todo.pop())
+        todo += children.get(p, [])
+    return tree
+
+
+def tree_cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of these processes so far (one that has exited: 0)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            total += cpu_seconds(pid)
+    return total
 
 
 def children_cpu_seconds() -> float:

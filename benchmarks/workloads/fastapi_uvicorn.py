@@ -74,7 +74,9 @@ from benchmarks.loadgen import (
     free_port,
     generator_name,
     load,
+    process_tree,
     read_text,
+    tree_cpu_seconds,
 )
 from benchmarks.machine import package_version
 from benchmarks.targets import Verdict
@@ -168,15 +170,19 @@ def measure_case(
     url = running.url + case.path
     if warmup_s > 0:
         load(wrk, url, case.conns, warmup_s)
+    pids = process_tree(running.pid)  # uvicorn's or gunicorn's workers, and the master
+    cpu0, t0 = tree_cpu_seconds(pids), time.perf_counter()
     start = time.time()
     metrics = load(wrk, url, case.conns, seconds)
     window = (start, time.time())
+    server_cpu = (tree_cpu_seconds(pids) - cpu0) / (time.perf_counter() - t0)
     result = CaseResult(
         metrics={
             "rps": metrics["rps"],
             "p50_ms": metrics["p50_ms"],
             "p99_ms": metrics["p99_ms"],
             "errors": float(metrics.get("errors", 0.0)),
+            "server_cpu": server_cpu,
         },
         extra={
             "generator": generator_name(wrk),
@@ -234,6 +240,7 @@ class FastAPIServe(Workload[ServeState]):
         Metric("p99_ms", "ms", "lower", "99th percentile request latency (load generator)"),
         Metric("lag_p99_ms", "ms", "lower", "p99 lateness of a 1 ms timer in the server"),
         Metric("errors", "req", "lower", "non-2xx answers and socket errors"),
+        Metric("server_cpu", "cores", "none", "CPU share of the server's processes, all workers"),
     )
     headline = (
         ("json", "rps"),
