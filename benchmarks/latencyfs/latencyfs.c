@@ -480,7 +480,6 @@ static void lfs_init(void *userdata, struct fuse_conn_info *conn)
 static void lfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     uint64_t arrival = now_ns();
-    atomic_fetch_add(&stats.lookups, 1);
     struct pending *p = pending_new(req, R_ENTRY);
     if (p == NULL)
         return;
@@ -491,6 +490,7 @@ static void lfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         schedule(p, arrival, 0); /* the harness's window on the server: never late */
         return;
     }
+    atomic_fetch_add(&stats.lookups, 1); /* requests of the stats file are not counted */
     char *path = NULL;
     struct stat st;
     int err = 0;
@@ -535,7 +535,6 @@ static void lfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 static void lfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     uint64_t arrival = now_ns();
-    atomic_fetch_add(&stats.getattrs, 1);
     struct pending *p = pending_new(req, R_ATTR);
     if (p == NULL)
         return;
@@ -545,6 +544,7 @@ static void lfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         schedule(p, arrival, 0);
         return;
     }
+    atomic_fetch_add(&stats.getattrs, 1);
     int err = fi != NULL && n != &root_node ? (fstat((int)fi->fh, &p->st) < 0 ? errno : 0)
                                             : stat_of(n, &p->st);
     if (err != 0) {
@@ -585,7 +585,6 @@ static void lfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 static void lfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     uint64_t arrival = now_ns();
-    atomic_fetch_add(&stats.opens, 1);
     struct pending *p = pending_new(req, R_OPEN);
     if (p == NULL)
         return;
@@ -597,6 +596,7 @@ static void lfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         schedule(p, arrival, 0);
         return;
     }
+    atomic_fetch_add(&stats.opens, 1);
     /* The backing file is read through its page cache: the latency is the one injected,
      * not the backing disk's (and O_DIRECT would want aligned buffers of ours). */
     int fd = openat(source_fd, n->path, fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT));
@@ -727,9 +727,10 @@ static void lfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_
 
 static void lfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    atomic_fetch_add(&stats.releases, 1);
-    if (node_of(ino) != &stats_node)
+    if (node_of(ino) != &stats_node) {
+        atomic_fetch_add(&stats.releases, 1);
         close((int)fi->fh);
+    }
     fuse_reply_err(req, 0);
 }
 
@@ -943,13 +944,15 @@ int main(int argc, char **argv)
     printf("ready %ld\n", (long)getpid()); /* the mounting process waits for this line */
     fflush(stdout);
 
+    /* The loops return < 0 on an error, else 0 or the number of the signal that ended
+     * them (an ending asked for: status 0). */
     if (opt.threads == 1) {
-        status = fuse_session_loop(se) != 0;
+        status = fuse_session_loop(se) < 0;
     } else {
         struct fuse_loop_config *config = fuse_loop_cfg_create();
         fuse_loop_cfg_set_max_threads(config, opt.threads);
         fuse_loop_cfg_set_idle_threads(config, opt.threads);
-        status = fuse_session_loop_mt(se, config) != 0;
+        status = fuse_session_loop_mt(se, config) < 0;
         fuse_loop_cfg_destroy(config);
     }
     pthread_mutex_lock(&heap_lock);
