@@ -917,8 +917,8 @@ int main(int argc, char **argv)
     /* The mount names the server's pid, so that a later mount can tell a stale one
      * (its server gone) from a live one: __init__.py's reap_stale. */
     char fsname[128];
-    snprintf(fsname, sizeof fsname, "-ofsname=latencyfs:%ld,subtype=latencyfs,"
-             "default_permissions", (long)getpid());
+    snprintf(fsname, sizeof fsname, "-ofsname=latencyfs:%ld,subtype=latencyfs",
+             (long)getpid());
     fuse_opt_add_arg(&args, fsname);
 
     pthread_condattr_t cattr;
