@@ -221,6 +221,18 @@ def test_no_mount_is_left_when_the_mounting_process_is_killed(source: Path, poin
     wait_until(lambda: _gone(server), "the server exits when its parent dies")
 
 
+def test_no_mount_is_left_when_the_mounting_process_is_interrupted(
+    source: Path, point: Path
+) -> None:
+    child, server = _mount_in_child(source, point)
+    child.send_signal(signal.SIGINT)  # Ctrl-C: KeyboardInterrupt in the with block
+    child.wait()
+    child.stdout.close()  # type: ignore[union-attr]
+    assert child.returncode != 0  # it was interrupted, not done
+    assert not is_mounted(point)  # unmounted before the process ended
+    wait_until(lambda: _gone(server), "the server ended with the block")
+
+
 def test_a_stale_mount_is_reaped_by_the_next_use(source: Path, point: Path) -> None:
     child, server = _mount_in_child(source, point)
     os.kill(server, signal.SIGKILL)  # both die: nobody is left to unmount
