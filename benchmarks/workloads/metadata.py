@@ -73,7 +73,7 @@ class Metadata(Workload[MetaState]):
             "files": {"smoke": 64, "quick": 1000, "full": 4000}[profile],
             "size": FILE_SIZE,
             "tasks": 8 if profile == "smoke" else 32,
-            "seconds": {"smoke": 0.05, "quick": 0.5, "full": 3.0}[profile],
+            "seconds": {"smoke": 0.05, "quick": 0.3, "full": 3.0}[profile],
             "cases": list(CASES),
             "latency": Latency(
                 read_ms=LATENCY_MS, open_ms=LATENCY_MS, stat_ms=LATENCY_MS
