@@ -475,10 +475,10 @@ static void lfs_init(void *userdata, struct fuse_conn_info *conn)
      * depth 32 and beyond reach this server. */
     conn->max_background = 1024;
     conn->congestion_threshold = 768;
-    if (conn->capable & FUSE_CAP_ASYNC_DIO)
-        conn->want |= FUSE_CAP_ASYNC_DIO;
-    if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
-        conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+    /* FUSE_CAP_ASYNC_DIO (asynchronous direct I/O sent as background requests) and
+     * FUSE_CAP_PARALLEL_DIROPS are on by default where the kernel has them; `want` is
+     * left alone: libfuse 3.17.0 refused a session whose file system wrote it directly
+     * (libfuse issue #1171). */
 }
 
 static void lfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
