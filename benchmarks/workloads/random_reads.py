@@ -104,7 +104,7 @@ class RandomReads(Workload[ReadState]):
 
     def params(self, profile: Profile) -> dict[str, Any]:
         disk = [1, 8] if profile == "smoke" else [1, 8, 32, 64]
-        other = [1, 8] if profile == "smoke" else [1, 8, 32]
+        other = [8] if profile == "smoke" else [1, 8, 32]
         storages = {"disk": disk, "cache": other, "latencyfs": other}
         return {
             "size": {"smoke": 8 * MiB, "quick": 256 * MiB, "full": 1024 * MiB}[profile],
