@@ -216,9 +216,15 @@ def build() -> Path:
     binary = cache_dir() / f"latencyfs-{key.hexdigest()[:16]}"
     if os.access(binary, os.X_OK):
         return binary
-    binary.parent.mkdir(parents=True, exist_ok=True)
     # Compile beside the target and rename: a concurrent builder never runs half a file.
-    fd, tmp = tempfile.mkstemp(prefix=".latencyfs-build-", dir=binary.parent)
+    try:
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".latencyfs-build-", dir=binary.parent)
+    except OSError as exc:
+        raise LatencyFsUnavailable(
+            f"cannot write the server's cache {binary.parent} ({exc.strerror}); "
+            "set SYSLETLOOP_CACHE to a writable directory"
+        ) from exc
     os.close(fd)
     try:
         command[command.index("OUT")] = tmp

@@ -305,3 +305,14 @@ def test_unavailable_names_a_missing_compiler(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(LatencyFsUnavailable) as info:
         latencyfs.build()
     assert info.value.reason == reason
+
+
+@needs_fuse
+def test_an_unwritable_cache_is_a_reason_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    monkeypatch.setenv("SYSLETLOOP_CACHE", str(blocker / "cache"))  # under a file: ENOTDIR
+    with pytest.raises(LatencyFsUnavailable, match="cannot write the server's cache"):
+        latencyfs.build()
