@@ -10,9 +10,10 @@ Shape of the pipeline (the same for every contender): the loop's task hashes pie
 (``hashlib`` releases the GIL for large buffers) while ``pread`` of piece i+1 is in flight
 through the contender. Cases: ``cold`` (pages evicted with ``POSIX_FADV_DONTNEED`` before
 each run), ``warm`` (file in the page cache) and ``latencyfs`` (the same file read through
-the latency file system, :mod:`benchmarks.latencyfs`: every piece is answered 2 ms after
-it is asked for, with the page cache defeated, so that there is a read to overlap for
-real; on this VM "cold" reads come from the host's cache at ~850 MB/s and nothing blocks).
+the latency file system, :mod:`benchmarks.latencyfs`: every request is answered 2 ms after
+it arrives, with the page cache defeated, so that there is a read to overlap for real (a
+1 MiB piece is two 512 KiB requests here, about 4.5 ms; on this VM "cold" reads come from
+the host's cache at ~850 MB/s and nothing blocks).
 Where FUSE cannot be had the ``latencyfs`` case says "unsupported", with the reason.
 """
 
