@@ -292,6 +292,15 @@ REASONS: Mapping[tuple[str, str], str] = {
 # at. A missed target with no entry says it is unexplained (net_throughput's have none
 # yet: its rounds on a quiet machine are still to be run).
 TARGET_REASONS: Mapping[tuple[str, str], str] = {
+    ("metadata", "latencyfs"): (
+        "each file is four blocked calls in a row (lookup+open, fstat, read: 2 ms each on "
+        "the latency file system); the predictor sends each to a spare thread and the "
+        "loop moves between threads, and in the runs we looked at (2026-12-06, 2 vCPUs) "
+        "sysletloop peaked at 1,300-2,400 files/s, 5-10 thousand blocked calls a second, "
+        "2-3.5x the default executor's six threads but short of 3x. The loop's process "
+        "used about a third of a core (a 2 s probe), so it is not the CPU; "
+        "`sysletloop-away` (no home affinity) and `sysletloop-eager` did 2.5x and 2.9x."
+    ),
     ("fastapi", "sleep"): (
         "the req/s target is usually met; the loop lag is not: at 3-4x the requests the "
         "loop's thread is saturated with HTTP work, so a 1 ms timer waits for a whole "

@@ -450,7 +450,7 @@ def _md_findings(name: str, w: Mapping[str, Any]) -> list[str]:
         return []
     lines = ["Overlap target (wall <= 1.15 x max(read-only, hash-only)):", ""]
     for cname, r in w["results"].items():
-        for case in ("cold", "warm"):
+        for case in w["params"].get("cases", ("cold", "warm")):
             m = r.get("cases", {}).get(case, {}).get("metrics", {}).get("overlap")
             if m:
                 verdict = "meets" if m["median"] <= 1.15 else "misses"

@@ -27,9 +27,16 @@ Better = Literal["higher", "lower"]
 RATIOS: Mapping[str, tuple[str, Better]] = {
     "rps_ratio": ("rps", "higher"),  # at least r
     "wall_ratio": ("wall_s", "lower"),  # at most r
+    "iops_ratio": ("iops", "higher"),  # at least r (random_reads, issue 20)
+    "files_ratio": ("files_per_s", "higher"),  # at least r (metadata, issue 20)
 }
 # How a report names a target's metric.
-METRIC_WORDS: Mapping[str, str] = {"rps": "req/s", "wall_s": "wall time"}
+METRIC_WORDS: Mapping[str, str] = {
+    "rps": "req/s",
+    "wall_s": "wall time",
+    "iops": "reads/s",
+    "files_per_s": "files/s",
+}
 
 
 @dataclass(frozen=True)

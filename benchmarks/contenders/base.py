@@ -135,6 +135,20 @@ class Api(ABC):
             raise NotSupported(f"{self.name} has no async {op}")
         await self.call(FS_FUNCTIONS[op], path)
 
+    async def read_small(self, path: str) -> bytes:
+        """A small file whole, the contender's way: open, fstat, read, close, each a
+        call of its own, as code that awaits each step writes it (the ``metadata``
+        workload; aiofiles does it its own way)."""
+        if CALL not in self.provides:
+            raise NotSupported(f"{self.name} has no async open or fstat")
+        fd = await self.call(os.open, path, os.O_RDONLY)
+        try:
+            size = (await self.call(os.fstat, fd)).st_size
+            data = await self.call(os.read, fd, size)
+        finally:
+            await self.call(os.close, fd)
+        return data
+
     async def serve_echo(self, body: Callable[[int], Awaitable[T]]) -> T:
         """Serve TCP echo on 127.0.0.1 (an ephemeral port) while ``body(port)`` runs."""
         raise NotSupported(f"{self.name} cannot serve TCP")

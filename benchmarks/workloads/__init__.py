@@ -1,4 +1,4 @@
-"""The workloads, in the issue's order (1-8, then later issues' 9-13); each names the
+"""The workloads, in the issue's order (1-8, then later issues' 9-14); each names the
 paper's claim (or the issue's target) it tests."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from benchmarks.workloads.fastapi_uvicorn import FastAPIServe
 from benchmarks.workloads.hashing import Hashing
 from benchmarks.workloads.kaio_submit import KaioSubmit
 from benchmarks.workloads.limits import Limits
+from benchmarks.workloads.metadata import Metadata
 from benchmarks.workloads.net_throughput import NetThroughput
 from benchmarks.workloads.ops import Ops
 from benchmarks.workloads.random_reads import RandomReads
@@ -36,6 +37,7 @@ def all_workloads() -> list[Workload[Any]]:
         NetThroughput(),
         Unwrapped(),
         ServedUnwrapped(),
+        Metadata(),
     ]
 
 

@@ -75,6 +75,8 @@ def test_call_gather_sleep_and_files(contender: Contender, tmp_path: Path) -> No
         if FS in api.provides:
             await api.fs("stat", str(path))
             await api.fs("open_close", str(path))
+        if CALL in api.provides or FS in api.provides:
+            out["small"] = await api.read_small(str(path))
         step = FirstStep(api.sleep(0.001))
         await step
         out["first_step"] = 0 <= step.first_step <= step.total
@@ -90,6 +92,8 @@ def test_call_gather_sleep_and_files(contender: Contender, tmp_path: Path) -> No
     if FILE in contender.provides:
         assert out["pread"] == b"abcd"
         assert out["preadinto"] == (8, b"abcdefgh")
+    if CALL in contender.provides or FS in contender.provides:
+        assert out["small"] == b"abcdefgh" * 1024
     assert out["first_step"] is True
     assert out["stats"] is None or isinstance(out["stats"], dict)
 
