@@ -13,6 +13,7 @@ and the SQLite database (``prepare`` writes them).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import os
@@ -57,10 +58,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     task.cancel()
     if lag_dir := os.environ.get("SYSLETLOOP_BENCH_LAG_DIR"):
-        lag.dump(Path(lag_dir), _loop_stats())
+        lag.dump(Path(lag_dir), _loop_stats(), dict(served))
 
 
 app = FastAPI(lifespan=lifespan)
+
+# Requests this process served, by path: with several workers behind one socket, how the
+# load was split between them (written with the lag samples at shutdown).
+served: collections.Counter[str] = collections.Counter()
+
+
+class CountRequests:
+    """A pure ASGI middleware (no BaseHTTPMiddleware task per request): counts by path."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            served[scope["path"]] += 1
+        await self.app(scope, receive, send)
+
+
+app.add_middleware(CountRequests)
 
 
 @app.get("/json")

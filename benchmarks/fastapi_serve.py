@@ -24,9 +24,10 @@ harness's ``results.json`` document (with several ``--workers``, one per count:
 N``, or gunicorn's uvicorn worker class with ``--server gunicorn``: one loop per process)
 and ends with the scaling table: per server and case, req/s at each count, the ratio to
 stock asyncio at each count (median of the paired rounds), the server processes' CPU
-share at each count (``cpu``, cores: every worker and the master), and the scaling, req/s
-at the largest count over req/s at the smallest (medians). wrk is installed with apt-get
-when absent and running as root; without it the load generator is
+share at each count (``cpu``, cores: every worker and the master), the scaling, req/s
+at the largest count over req/s at the smallest (medians), and at the largest count how
+the last round's requests were split between the workers (``split``, percent). wrk is
+installed with apt-get when absent and running as root; without it the load generator is
 :mod:`benchmarks.http_load`, and the output says so.
 """
 
@@ -129,6 +130,7 @@ def scaling_table(docs: Mapping[int, Mapping[str, Any]]) -> str:
     head += [f"req/s w{n}" for n in counts] + [f"x stock w{n}" for n in counts]
     head += [f"cpu w{n}" for n in counts]
     head.append(f"scaling w{counts[-1]}/w{counts[0]}")
+    head.append(f"split w{counts[-1]}")
     rows = [head]
     first = docs[counts[0]]["workloads"]["fastapi"]["results"]
     for name, result in first.items():
@@ -139,7 +141,7 @@ def scaling_table(docs: Mapping[int, Mapping[str, Any]]) -> str:
             lo, hi = rps[0], rps[-1]
             scaling = hi / lo if lo and hi else None
             row = [name, case, *map(_num, rps), *map(_num, ratios), *map(_num, cpu)]
-            rows.append([*row, _num(scaling)])
+            rows.append([*row, _num(scaling), _split(docs[counts[-1]], name, case)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
@@ -164,6 +166,15 @@ def _ratio(doc: Mapping[str, Any], contender: str, case: str) -> float | None:
     metric = _metric(doc, contender, case)
     ratio = None if metric is None else metric.get("ratio")
     return None if not ratio else float(ratio["median"])
+
+
+def _split(doc: Mapping[str, Any], contender: str, case: str) -> str:
+    """How the last round's requests were split between the workers, in percent."""
+    result = doc["workloads"]["fastapi"]["results"].get(contender, {})
+    served = result.get("cases", {}).get(case, {}).get("extra", {}).get("served_by_worker")
+    if not served or len(served) < 2 or not sum(served):
+        return "-"
+    return "/".join(f"{100 * n / sum(served):.0f}" for n in sorted(served))
 
 
 def _num(value: float | None) -> str:

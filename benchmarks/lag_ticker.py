@@ -45,12 +45,15 @@ class Lag:
     def report(self) -> dict[str, float]:
         return report(self.samples)
 
-    def dump(self, directory: Path, stats: dict[str, Any] | None) -> None:
-        """Write this process's samples and the loop's final counters to
-        ``directory/lag-PID.json`` (at the app's shutdown)."""
+    def dump(
+        self, directory: Path, stats: dict[str, Any] | None, served: dict[str, int] | None = None
+    ) -> None:
+        """Write this process's samples, the loop's final counters and the requests it
+        served by path to ``directory/lag-PID.json`` (at the app's shutdown)."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"lag-{os.getpid()}.json"
-        path.write_text(json.dumps({"pid": os.getpid(), "stamped": self.stamped, "stats": stats}))
+        doc = {"pid": os.getpid(), "stamped": self.stamped, "stats": stats, "served": served}
+        path.write_text(json.dumps(doc))
 
 
 def report(lateness: Iterable[float]) -> dict[str, float]:

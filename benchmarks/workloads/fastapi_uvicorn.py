@@ -362,6 +362,9 @@ class FastAPIServe(Workload[ServeState]):
             )
         for name, result in cases.items():
             add_lag(result, dumps, windows[name])
+            # the load's split between the workers (warm-up included)
+            path = by_name[name].path
+            result.extra["served_by_worker"] = [(d.get("served") or {}).get(path, 0) for d in dumps]
         return cases
 
 

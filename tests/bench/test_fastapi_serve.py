@@ -222,16 +222,17 @@ def test_a_window_takes_each_workers_samples_in_it_and_the_worst_p99() -> None:
 def test_the_scaling_table_divides_the_most_workers_by_the_fewest() -> None:
     def doc(rps: float, ratio: float, cpu: float) -> dict[str, Any]:
         rps_metric = {"median": rps, "ratio": {"median": ratio}}
-        case = {"metrics": {"rps": rps_metric, "server_cpu": {"median": cpu}}}
+        extra = {"served_by_worker": [300, 100]}
+        case = {"metrics": {"rps": rps_metric, "server_cpu": {"median": cpu}}, "extra": extra}
         return {"workloads": {"fastapi": {"results": {ROUTED: {"cases": {"sleep": case}}}}}}
 
     table = fastapi_serve.scaling_table({1: doc(2000.0, 3.0, 0.75), 2: doc(3000.0, 2.0, 1.0)})
     header, row = table.splitlines()
     assert header.split() == [
         "server", "case", "req/s", "w1", "req/s", "w2", "x", "stock", "w1", "x", "stock",
-        "w2", "cpu", "w1", "cpu", "w2", "scaling", "w2/w1",
+        "w2", "cpu", "w1", "cpu", "w2", "scaling", "w2/w1", "split", "w2",
     ]  # fmt: skip
-    cells = [ROUTED, "sleep", "2,000", "3,000", "3.00", "2.00", "0.75", "1.00", "1.50"]
+    cells = [ROUTED, "sleep", "2,000", "3,000", "3.00", "2.00", "0.75", "1.00", "1.50", "25/75"]
     assert row.split() == cells
 
 
@@ -259,3 +260,5 @@ def test_two_workers_serve_and_each_reports_its_lag(tmp_path: Path, server: str)
         worst = max(worker["p99_ms"] for worker in workers)
         assert case["metrics"]["lag_p99_ms"]["median"] == worst
         assert case["metrics"]["server_cpu"]["median"] > 0  # both workers and the master
+        served = case["extra"]["served_by_worker"]  # every request counted by its worker
+        assert len(served) == 2 and sum(served) > 0
