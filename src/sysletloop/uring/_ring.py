@@ -70,8 +70,10 @@ class Ring:
         self.features = int(params.features)
         self.flags = int(params.flags)
         sq_off, cq_off = params.sq_off, params.cq_off
-        sq_size = int(sq_off.array) + self.sq_entries * 4
-        cq_size = int(cq_off.cqes) + self.cq_entries * _abi.CQE_SIZE
+        # Rounded up to 8 bytes so that the mappings can be viewed as u64 (the kernel's
+        # rings are whole pages, so the rounding stays inside them).
+        sq_size = (int(sq_off.array) + self.sq_entries * 4 + 7) & ~7
+        cq_size = (int(cq_off.cqes) + self.cq_entries * _abi.CQE_SIZE + 7) & ~7
         self._maps: list[mmap.mmap] = []
         prot = mmap.PROT_READ | mmap.PROT_WRITE
         mflags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
