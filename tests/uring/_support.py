@@ -72,19 +72,26 @@ def ring_fds() -> int:
     return count
 
 
-def user_threads() -> int:
-    """This process's threads, not counting io_uring's io-wq workers (``iou-wrk-*``, kernel
-    threads of the process that idle out on their own, one per task kept)."""
-    count = 0
+PF_IO_WORKER = 0x10  # include/linux/sched.h: an io_uring io-wq worker (iou-wrk-*)
+
+
+def threads() -> tuple[int, int]:
+    """This process's threads: (ours, io_uring io-wq workers). The workers are kernel
+    threads of the process (PF_IO_WORKER in /proc/self/task/*/stat's flags, field 9);
+    while one starts it still bears the parent's name, so names cannot tell them apart."""
+    ours = workers = 0
     for tid in os.listdir("/proc/self/task"):
         try:
-            with open(f"/proc/self/task/{tid}/comm") as f:
-                comm = f.read().strip()
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
         except OSError:
-            continue
-        if not comm.startswith(("iou-wrk-", "iou-sqp-")):
-            count += 1
-    return count
+            continue  # exited meanwhile
+        flags = int(stat[stat.rindex(")") + 2 :].split()[6])
+        if flags & PF_IO_WORKER:
+            workers += 1
+        else:
+            ours += 1
+    return ours, workers
 
 
 def resizable(buffer: bytearray) -> bool:

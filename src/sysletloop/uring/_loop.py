@@ -245,6 +245,7 @@ class UringEventLoop(asyncio.SelectorEventLoop):
         self._uring_counters = UringCounters()
         self._uring_closing = False
         self._uring_harvest = harvest_batch
+        self._uring_budget = 0  # CQEs this iteration may still reap (with a harvest_batch)
         nslots = ring.sq_entries
         self._uring_nslots = nslots
         self._uring_slot_ops: list[_Op | None] = [None] * nslots
@@ -351,20 +352,34 @@ class UringEventLoop(asyncio.SelectorEventLoop):
                 self._uring_counters.eventfd_wakeups += 1
                 with contextlib.suppress(BlockingIOError):  # already reset
                     os.eventfd_read(efd)
-                self._uring_reap(self._uring_harvest)
+                # The eventfd is reset first, then the ring is read: a CQE posted in
+                # between sets the eventfd again, so none goes unnoticed.
+                limit = self._uring_harvest
+                if not limit:
+                    self._uring_reap(0)
+                elif self._uring_budget > 0:
+                    self._uring_budget -= self._uring_reap(self._uring_budget)
+                if limit and self._uring_cq_pending():
+                    os.eventfd_write(efd, 1)  # the next poll must not sleep on them
                 return
 
     def _run_once(self) -> None:
         # Completions that arrived while the last iteration ran: resolved now, so their
-        # tasks run in this iteration (no system call: the CQ ring is memory).
+        # tasks run in this iteration (no system call: the CQ ring is memory). With a
+        # harvest_batch, the iteration's reaps together take at most that many.
+        self._uring_budget = self._uring_harvest
         if len(self._uring_free) < self._uring_nslots:
-            self._uring_reap(self._uring_harvest)
+            self._uring_budget -= self._uring_reap(self._uring_harvest)
         super()._run_once()  # type: ignore[misc]
         if self._uring_tail != self._uring_entered or self._uring_cancels:
             self._uring_flush()
         elif self._uring_queued and self._uring_free:
             self._uring_drain_queue()
             self._uring_flush()
+
+    def _uring_cq_pending(self) -> bool:
+        ring = self._uring_ring
+        return ring.cq_u32[ring.cq_tail_index] != self._uring_cq_head
 
     def _uring_free_count_lt_slots(self) -> bool:
         return self._uring_ready and len(self._uring_free) < self._uring_nslots
