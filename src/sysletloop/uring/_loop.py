@@ -337,7 +337,7 @@ class UringEventLoop(asyncio.SelectorEventLoop):
 
     def _uring_wait_cqe(self) -> None:
         ring = self._uring_ring
-        if self._uring_tail != self._uring_entered:
+        if self._uring_tail != self._uring_entered or self._uring_cancels:
             self._uring_flush()
         ret = ring.enter(0, 1, _abi.IORING_ENTER_GETEVENTS)
         if ret < 0 and ret not in (-errno.EAGAIN, -errno.EBUSY, -errno.ETIME):
@@ -813,34 +813,49 @@ class UringEventLoop(asyncio.SelectorEventLoop):
 
     def _uring_flush(self) -> None:
         """Write the pending cancel SQEs, publish the tail and hand everything to the
-        kernel with one ``io_uring_enter`` (more only if the kernel takes part)."""
-        ring = self._uring_ring
+        kernel with one ``io_uring_enter`` (another round only when cancels did not fit
+        in the SQ ring beside the ops they follow, or the kernel took part of a batch)."""
         counters = self._uring_counters
-        if self._uring_cancels:
-            cancels = self._uring_cancels
-            room = ring.sq_entries - ring.unconsumed(self._uring_tail)
-            take = cancels[:room]
-            del cancels[:room]
+        while True:
+            if self._uring_cancels:
+                self._uring_write_cancels()
             tail = self._uring_tail
-            for target in take:
-                _PACK_SQE(
-                    ring.sqes,
-                    (tail & ring.sq_mask) << 6,
-                    _abi.IORING_OP_ASYNC_CANCEL,
-                    0,
-                    0,
-                    -1,
-                    0,
-                    target,
-                    0,
-                    0,
-                    _KIND_CANCEL | target,
-                )
-                tail += 1
-            self._uring_tail = tail
-            self._uring_cancels_in_flight += len(take)
-            counters.cancel_requests += len(take)
+            to_submit = self._uring_enter(tail)
+            # The kernel consumed SQEs up to here; the rest (after EAGAIN) go next time.
+            self._uring_entered = tail - to_submit
+            counters.submitted += self._uring_written
+            self._uring_written = 0
+            if to_submit or not self._uring_cancels:
+                return
+
+    def _uring_write_cancels(self) -> None:
+        ring, counters, cancels = self._uring_ring, self._uring_counters, self._uring_cancels
+        room = ring.sq_entries - ring.unconsumed(self._uring_tail)
+        take = cancels[:room]
+        del cancels[:room]
         tail = self._uring_tail
+        for target in take:
+            _PACK_SQE(
+                ring.sqes,
+                (tail & ring.sq_mask) << 6,
+                _abi.IORING_OP_ASYNC_CANCEL,
+                0,
+                0,
+                -1,
+                0,
+                target,  # addr: the user_data of the op to cancel
+                0,
+                0,
+                _KIND_CANCEL | target,
+            )
+            tail += 1
+        self._uring_tail = tail
+        self._uring_cancels_in_flight += len(take)
+        counters.cancel_requests += len(take)
+
+    def _uring_enter(self, tail: int) -> int:
+        """Publish *tail* and submit; the number of SQEs the kernel left unconsumed."""
+        ring, counters = self._uring_ring, self._uring_counters
         ring.publish(tail)
         to_submit = ring.unconsumed(tail)
         while to_submit:
@@ -860,10 +875,7 @@ class UringEventLoop(asyncio.SelectorEventLoop):
             if ret == 0:
                 break
             to_submit -= ret
-        # The kernel consumed SQEs up to here; the rest (after EAGAIN) go next time.
-        self._uring_entered = tail - to_submit
-        counters.submitted += self._uring_written
-        self._uring_written = 0
+        return to_submit
 
     # ---- reaping ----------------------------------------------------------------------
     def _uring_reap(self, limit: int) -> int:

@@ -57,6 +57,39 @@ from sysletloop.uring import _abi
 from sysletloop.uring._syscall import Syscalls
 
 _U32: Final = 0xFFFFFFFF
+_MAP_FAILED: Final = ctypes.c_void_p(-1).value
+
+
+class _Mman:
+    """libc's ``mmap``/``munmap``, bound on first use (importing stays platform-neutral)."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.mmap = libc["mmap"]
+        self.mmap.restype = ctypes.c_void_p
+        self.mmap.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_long,
+        ]
+        self.munmap = libc["munmap"]
+        self.munmap.restype = ctypes.c_int
+        self.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self.prot = mmap.PROT_READ | mmap.PROT_WRITE
+        self.flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+
+
+_mman: _Mman | None = None  # set once, on the loop's thread (a second set is harmless)
+
+
+def _libc_mman() -> _Mman:
+    global _mman
+    if _mman is None:
+        _mman = _Mman()
+    return _mman
 
 
 class Ring:
@@ -74,38 +107,29 @@ class Ring:
         # rings are whole pages, so the rounding stays inside them).
         sq_size = (int(sq_off.array) + self.sq_entries * 4 + 7) & ~7
         cq_size = (int(cq_off.cqes) + self.cq_entries * _abi.CQE_SIZE + 7) & ~7
-        self._maps: list[mmap.mmap] = []
-        prot = mmap.PROT_READ | mmap.PROT_WRITE
-        mflags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        self._maps: list[tuple[int, int]] = []  # (address, length) to munmap
         try:
             if self.features & _abi.IORING_FEAT_SINGLE_MMAP:
-                size = max(sq_size, cq_size)
-                sq_map = mmap.mmap(fd, size, mflags, prot, offset=_abi.IORING_OFF_SQ_RING)
-                self._maps.append(sq_map)
-                cq_map = sq_map
+                sq_map = cq_map = self._map(max(sq_size, cq_size), _abi.IORING_OFF_SQ_RING)
             else:
-                sq_map = mmap.mmap(fd, sq_size, mflags, prot, offset=_abi.IORING_OFF_SQ_RING)
-                self._maps.append(sq_map)
-                cq_map = mmap.mmap(fd, cq_size, mflags, prot, offset=_abi.IORING_OFF_CQ_RING)
-                self._maps.append(cq_map)
-            sqes = mmap.mmap(
-                fd, self.sq_entries * _abi.SQE_SIZE, mflags, prot, offset=_abi.IORING_OFF_SQES
-            )
-            self._maps.append(sqes)
+                sq_map = self._map(sq_size, _abi.IORING_OFF_SQ_RING)
+                cq_map = self._map(cq_size, _abi.IORING_OFF_CQ_RING)
+            sqes = self._map(self.sq_entries * _abi.SQE_SIZE, _abi.IORING_OFF_SQES)
         except BaseException:
             self._unmap()
             raise
         # --- views (released in close(), before the unmapping they would block) ---
-        self.sqes = memoryview(sqes)  # SQE bytes: SQE_HEAD.pack_into(sqes, index * 64, ...)
-        self.sq_u32 = memoryview(sq_map).cast("I")
+        self._sq_bytes, self._cq_bytes = sq_map, cq_map
+        self.sqes = sqes  # SQE bytes: SQE_HEAD.pack_into(sqes, index * 64, ...)
+        self.sq_u32 = sq_map.cast("I")
         self.sq_head_index = int(sq_off.head) // 4  # sq_u32[...]: written by the kernel
         self.sq_tail_index = int(sq_off.tail) // 4  # sq_u32[...]: written by us
         self.sq_flags_index = int(sq_off.flags) // 4
         self.sq_dropped_index = int(sq_off.dropped) // 4
         self.sq_mask = int(self.sq_u32[int(sq_off.ring_mask) // 4])
-        self.cq_u32 = memoryview(cq_map).cast("I")
-        self.cq_u64 = memoryview(cq_map).cast("Q")
-        self.cq_i32 = memoryview(cq_map).cast("i")
+        self.cq_u32 = cq_map.cast("I")
+        self.cq_u64 = cq_map.cast("Q")
+        self.cq_i32 = cq_map.cast("i")
         self.cq_head_index = int(cq_off.head) // 4  # cq_u32[...]: written by us
         self.cq_tail_index = int(cq_off.tail) // 4  # cq_u32[...]: written by the kernel
         self.cq_mask = int(self.cq_u32[int(cq_off.ring_mask) // 4])
@@ -182,7 +206,7 @@ class Ring:
     def close(self) -> None:
         """Release the views, unmap, close the fd. Only once the kernel owns nothing of
         ours: the caller waits for every CQE first (``_loop``'s close)."""
-        for name in ("sqes", "sq_u32", "cq_u32", "cq_u64", "cq_i32"):
+        for name in ("sq_u32", "cq_u32", "cq_u64", "cq_i32", "sqes", "_sq_bytes", "_cq_bytes"):
             view = self.__dict__.pop(name, None)
             if view is not None:
                 view.release()
@@ -191,6 +215,20 @@ class Ring:
             os.close(self.fd)
             self.fd = -1
 
+    def _map(self, length: int, offset: int) -> memoryview:
+        """``mmap`` part of the ring (through libc: Python's ``mmap`` module would keep a
+        ``dup`` of the ring's fd per mapping before 3.13's ``trackfd=False``) and a byte
+        view of it. The view does not own the memory: ``close()`` releases every view
+        before it unmaps."""
+        mman = _libc_mman()
+        address = mman.mmap(None, length, mman.prot, mman.flags, self.fd, offset)
+        if address is None or address == _MAP_FAILED:
+            err = ctypes.get_errno()
+            raise OSError(err, f"mmap of the io_uring ring (offset {offset:#x}): {os.strerror(err)}")
+        self._maps.append((address, length))
+        return memoryview((ctypes.c_ubyte * length).from_address(address)).cast("B")
+
     def _unmap(self) -> None:
         while self._maps:
-            self._maps.pop().close()
+            address, length = self._maps.pop()
+            _libc_mman().munmap(address, length)
