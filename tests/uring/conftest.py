@@ -13,6 +13,7 @@ import pytest
 
 from ._support import direct_supported
 
+
 @pytest.fixture
 def direct_dir(tmp_path: Path) -> Iterator[Path]:
     """A directory whose file system accepts O_DIRECT: tmp_path, else one under /var/tmp

@@ -55,15 +55,16 @@ def test_runner_close_with_blocked_and_finished_ops(tmp_path: Path, fds: list[in
     buffers = [bytearray(BLOCK) for _ in range(64)]
     pipe_buffers = [bytearray(8) for _ in range(4)]
     captured: list[uring.UringEventLoop] = []
+    left: list[asyncio.Future[object]] = []
 
     async def main(loop: uring.UringEventLoop) -> None:
         captured.append(loop)
         # Left running on purpose: the runner cancels them when main() returns.
         for i, b in enumerate(buffers):
-            asyncio.ensure_future(loop.uring_readinto(fd, b, i * BLOCK))
+            left.append(asyncio.ensure_future(loop.uring_readinto(fd, b, i * BLOCK)))
         for b in pipe_buffers:
-            asyncio.ensure_future(loop.uring_readinto(r, b, -1))
-        asyncio.ensure_future(loop.uring_fsync(fd))
+            left.append(asyncio.ensure_future(loop.uring_readinto(r, b, -1)))
+        left.append(asyncio.ensure_future(loop.uring_fsync(fd)))
         await wait_for(lambda: loop.uring_stats().submitted == 69)
 
     run(main)
@@ -74,6 +75,8 @@ def test_runner_close_with_blocked_and_finished_ops(tmp_path: Path, fds: list[in
     assert (fd_count(), ring_fds()) == before[:2] and threads()[0] <= before[2]
     for buf in [*buffers, *pipe_buffers]:  # nothing pins them any more
         buf.append(0)
+    assert all(task.done() for task in left)
+    assert all(task.cancelled() for task in left[64:68])  # the pipe reads never completed
     assert _no_io_workers_left()
     os.write(w, b"z")  # the withdrawn reads took nothing from the pipe
     assert os.read(r, 8) == b"z"

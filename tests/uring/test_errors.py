@@ -268,7 +268,10 @@ def test_a_seccomp_filter_is_detected_and_named() -> None:
     if sys.platform != "linux" or os.uname().machine != "x86_64":
         pytest.skip("the filter in this test is written for x86_64's system call numbers")
     done = subprocess.run(
-        [sys.executable, "-c", _SECCOMP_CHILD], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", _SECCOMP_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import random
 import zlib
@@ -151,7 +152,7 @@ def test_vectored_writes_then_reads(
     joined = b"".join(pieces)
     cuts = sorted(random.Random(seed).sample(range(len(joined) + 1), k=min(3, len(joined) + 1)))
     bounds = [0, *cuts, len(joined)]
-    into = [bytearray(b - a) for a, b in zip(bounds, bounds[1:], strict=False)]
+    into = [bytearray(b - a) for a, b in itertools.pairwise(bounds)]
 
     async def main(loop: uring.UringEventLoop) -> None:
         fd = open_file(tmp_path / "v.dat", direct=False, size=0)

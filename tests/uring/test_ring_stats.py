@@ -90,9 +90,7 @@ def test_one_io_uring_enter_per_iteration(tmp_path: Path, fds: list[int]) -> Non
 
 
 @needs_uring
-def test_harvest_batch_bounds_what_one_iteration_resolves(
-    tmp_path: Path, fds: list[int]
-) -> None:
+def test_harvest_batch_bounds_what_one_iteration_resolves(tmp_path: Path, fds: list[int]) -> None:
     """32 cached reads finish inside one io_uring_enter; with harvest_batch=5 the loop
     resolves them 5 per iteration (each task sees the completed count of its own
     iteration) and still resolves all of them; by default all at once."""

@@ -40,7 +40,7 @@ IORING_OFF_SQ_RING: Final = 0
 IORING_OFF_CQ_RING: Final = 0x8000000
 IORING_OFF_SQES: Final = 0x10000000
 
-# ---- io_uring_setup flags ----------------------------------------------------------------
+# ---- io_uring_setup flags --------------------------------------------------------------
 IORING_SETUP_IOPOLL: Final = 1 << 0
 IORING_SETUP_SQPOLL: Final = 1 << 1
 IORING_SETUP_CQSIZE: Final = 1 << 3
@@ -51,28 +51,28 @@ IORING_SETUP_TASKRUN_FLAG: Final = 1 << 9
 IORING_SETUP_SINGLE_ISSUER: Final = 1 << 12
 IORING_SETUP_DEFER_TASKRUN: Final = 1 << 13
 
-# ---- features reported by io_uring_setup ---------------------------------------------------
+# ---- features reported by io_uring_setup -----------------------------------------------
 IORING_FEAT_SINGLE_MMAP: Final = 1 << 0  # 5.4: SQ and CQ rings share one mapping
 IORING_FEAT_NODROP: Final = 1 << 1  # 5.5: a full CQ ring holds CQEs back, never drops
 IORING_FEAT_SUBMIT_STABLE: Final = 1 << 2  # 5.5: SQE data is copied at submission
 IORING_FEAT_FAST_POLL: Final = 1 << 5
 IORING_FEAT_NATIVE_WORKERS: Final = 1 << 9
 
-# ---- io_uring_enter flags --------------------------------------------------------------------
+# ---- io_uring_enter flags --------------------------------------------------------------
 IORING_ENTER_GETEVENTS: Final = 1 << 0
 
-# ---- io_uring_register opcodes -----------------------------------------------------------------
+# ---- io_uring_register opcodes ---------------------------------------------------------
 IORING_REGISTER_EVENTFD: Final = 4
 IORING_UNREGISTER_EVENTFD: Final = 5
 IORING_REGISTER_PROBE: Final = 8  # 5.6
 IO_URING_OP_SUPPORTED: Final = 1 << 0
 
-# ---- ring flags ---------------------------------------------------------------------------------
+# ---- ring flags ------------------------------------------------------------------------
 IORING_SQ_NEED_WAKEUP: Final = 1 << 0
 IORING_SQ_CQ_OVERFLOW: Final = 1 << 1
 IORING_CQ_EVENTFD_DISABLED: Final = 1 << 0  # 5.8: the app may mute the eventfd
 
-# ---- operation codes (enum io_uring_op) ---------------------------------------------------------
+# ---- operation codes (enum io_uring_op) ------------------------------------------------
 IORING_OP_NOP: Final = 0
 IORING_OP_READV: Final = 1
 IORING_OP_WRITEV: Final = 2
@@ -118,7 +118,7 @@ REQUIRED_OPCODES: Final = (
     IORING_OP_ASYNC_CANCEL,
 )
 
-# ---- per-op flags ---------------------------------------------------------------------------------
+# ---- per-op flags ----
 IORING_FSYNC_DATASYNC: Final = 1 << 0
 AT_FDCWD: Final = -100
 AT_SYMLINK_NOFOLLOW: Final = 0x100
@@ -128,7 +128,7 @@ STATX_BASIC_STATS: Final = 0x7FF
 STATX_BTIME: Final = 0x800
 
 
-# ---- structures ---------------------------------------------------------------------------------
+# ---- structures ------------------------------------------------------------------------
 class SqringOffsets(ctypes.Structure):
     """``struct io_sqring_offsets``: where each SQ ring field lies in its mapping."""
 
@@ -224,7 +224,7 @@ STATX_HEAD: Final = struct.Struct("=IIQIIIHHQQQQ")
 STATX_TIMESTAMP: Final = struct.Struct("=qIi")
 STATX_DEVICES: Final = struct.Struct("=IIII")  # rdev major, minor, dev major, minor
 
-# ---- layout check ---------------------------------------------------------------------------------
+# ---- layout check ----------------------------------------------------------------------
 _PARAMS_LAYOUT: Final[dict[str, int]] = {
     "sq_entries": 0,
     "cq_entries": 4,

@@ -149,16 +149,19 @@ def operation_error(err: int, request: Request) -> UringError:
         alignment_error = _alignment_error(request)
         if alignment_error is not None:
             return alignment_error
-    if err == errno_.EINVAL and request.name in ("uring_readv", "uring_writev"):
-        if is_direct(request.fd):
-            return UringAlignmentError(
-                f"{request.describe()}: rejected with EINVAL on an O_DIRECT file: every "
-                "buffer's address and length, and the offset, must be aligned to the "
-                "device's logical block size; allocate with sysletloop.uring.aligned_buffer()",
-                misaligned=("buffers",),
-                memory_alignment=None,
-                offset_alignment=None,
-            )
+    if (
+        err == errno_.EINVAL
+        and request.name in ("uring_readv", "uring_writev")
+        and is_direct(request.fd)
+    ):
+        return UringAlignmentError(
+            f"{request.describe()}: rejected with EINVAL on an O_DIRECT file: every "
+            "buffer's address and length, and the offset, must be aligned to the "
+            "device's logical block size; allocate with sysletloop.uring.aligned_buffer()",
+            misaligned=("buffers",),
+            memory_alignment=None,
+            offset_alignment=None,
+        )
     cls = _BY_ERRNO.get(err, UringError)
     if err == errno_.EBADF:
         return cls(err, f"{request.describe()}: {os.strerror(err)} (not an open descriptor)")
@@ -245,8 +248,7 @@ def setup_error(
         why = (
             "a seccomp filter is active in this process (containers often block io_uring)"
             if filtered
-            else "the kernel has no io_uring (older than 5.1, or built without "
-            "CONFIG_IO_URING)"
+            else "the kernel has no io_uring (older than 5.1, or built without CONFIG_IO_URING)"
         )
         return UringUnsupportedError(err, f"io_uring_setup: ENOSYS: {why}")
     if err == errno_.EPERM:

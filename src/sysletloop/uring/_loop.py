@@ -205,7 +205,7 @@ class UringEventLoop(asyncio.SelectorEventLoop):
             raise UringUnsupportedError(
                 f"the io_uring loop needs Linux io_uring; this platform is {sys.platform!r}"
             )
-        if isinstance(entries, bool) or not isinstance(entries, int) or not 0 < entries:
+        if isinstance(entries, bool) or not isinstance(entries, int) or not entries > 0:
             raise ValueError(f"entries must be a positive int, got {entries!r}")
         if entries > MAX_ENTRIES:
             raise ValueError(f"entries must be at most {MAX_ENTRIES}, got {entries!r}")
@@ -225,9 +225,7 @@ class UringEventLoop(asyncio.SelectorEventLoop):
             supported = ring.probe()
             if isinstance(supported, int):
                 raise probe_unsupported_error(-supported)
-            missing = [
-                _abi.OPCODES[op] for op in _abi.REQUIRED_OPCODES if op not in supported
-            ]
+            missing = [_abi.OPCODES[op] for op in _abi.REQUIRED_OPCODES if op not in supported]
             if missing:
                 raise missing_opcodes_error(missing)
             efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -318,10 +316,10 @@ class UringEventLoop(asyncio.SelectorEventLoop):
         #    in the same flush, for ops still pending). Those that end -ECANCELED resolve
         #    as cancelled, as do opens (nobody could receive the fd); the rest get their
         #    real outcome (see _uring_reap).
-        for op in self._uring_slot_ops:
-            if op is not None and op.state == _IN_RING:
-                op.state = _ABANDONED
-                self._uring_cancels.append(op.ud)
+        for held in self._uring_slot_ops:
+            if held is not None and held.state == _IN_RING:
+                held.state = _ABANDONED
+                self._uring_cancels.append(held.ud)
         # 3. Submit, then wait for every CQE: until then the kernel may use the memory.
         try:
             self._uring_flush()
@@ -467,9 +465,7 @@ class UringEventLoop(asyncio.SelectorEventLoop):
             )
         return data
 
-    def _uring_push_read(
-        self, name: str, fd: int, buffer: WriteableBuffer, offset: int
-    ) -> _Op:
+    def _uring_push_read(self, name: str, fd: int, buffer: WriteableBuffer, offset: int) -> _Op:
         view = memoryview(buffer)
         if view.readonly:
             raise TypeError(
@@ -512,24 +508,21 @@ class UringEventLoop(asyncio.SelectorEventLoop):
             )
         return n
 
-    async def uring_readv(
-        self, fd: int, buffers: Sequence[WriteableBuffer], offset: int
-    ) -> int:
+    async def uring_readv(self, fd: int, buffers: Sequence[WriteableBuffer], offset: int) -> int:
         """Scatter-read into *buffers* in order (``os.preadv``); return the byte count."""
         holders: list[object] = []
         iovecs = (_abi.Iovec * max(1, len(buffers)))()
         for i, buffer in enumerate(buffers):
             view = memoryview(buffer)
             if view.readonly:
-                raise TypeError(
-                    f"uring_readv: buffer {i} is read-only ({type(buffer).__name__})"
-                )
+                raise TypeError(f"uring_readv: buffer {i} is read-only ({type(buffer).__name__})")
             holder = (ctypes.c_char if view.nbytes else ctypes.c_char * 0).from_buffer(view)
             holders.append(holder)
             iovecs[i].iov_base = ctypes.addressof(holder)
             iovecs[i].iov_len = view.nbytes
-        return await self._uring_vector("uring_readv", _abi.IORING_OP_READV, fd, iovecs,
-                                        len(buffers), offset, holders)
+        return await self._uring_vector(
+            "uring_readv", _abi.IORING_OP_READV, fd, iovecs, len(buffers), offset, holders
+        )
 
     async def uring_writev(self, fd: int, buffers: Sequence[ReadableBuffer], offset: int) -> int:
         """Gather-write *buffers* in order (``os.pwritev``); return the byte count."""
@@ -540,8 +533,9 @@ class UringEventLoop(asyncio.SelectorEventLoop):
             pins.append(pinned)
             iovecs[i].iov_base = pinned.address
             iovecs[i].iov_len = pinned.nbytes
-        return await self._uring_vector("uring_writev", _abi.IORING_OP_WRITEV, fd, iovecs,
-                                        len(buffers), offset, pins)
+        return await self._uring_vector(
+            "uring_writev", _abi.IORING_OP_WRITEV, fd, iovecs, len(buffers), offset, pins
+        )
 
     async def _uring_vector(
         self,

@@ -224,7 +224,9 @@ class Ring:
         address = mman.mmap(None, length, mman.prot, mman.flags, self.fd, offset)
         if address is None or address == _MAP_FAILED:
             err = ctypes.get_errno()
-            raise OSError(err, f"mmap of the io_uring ring (offset {offset:#x}): {os.strerror(err)}")
+            raise OSError(
+                err, f"mmap of the io_uring ring (offset {offset:#x}): {os.strerror(err)}"
+            )
         self._maps.append((address, length))
         return memoryview((ctypes.c_ubyte * length).from_address(address)).cast("B")
 
