@@ -14,7 +14,7 @@ from benchmarks.workloads import all_workloads
 
 from .conftest import ROOT
 
-OURS = ("sysletloop", "kaio")  # contenders whose code is this project's
+OURS = ("sysletloop", "kaio", "uring")  # contenders whose code is this project's
 
 
 def test_every_workload_on_every_installed_contender(tmp_path: Path) -> None:
