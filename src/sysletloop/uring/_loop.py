@@ -135,6 +135,10 @@ _SLOT_MASK: Final = 0xFFFFFFFF
 _SEQ_MASK: Final = 0x3FFFFFFF
 _KIND_CANCEL: Final = 1 << 62  # user_data of the loop's own ASYNC_CANCEL SQEs
 _PACK_SQE: Final = _abi.SQE_HEAD.pack_into
+_OP_READ: Final = _abi.IORING_OP_READ
+_Future: Final = asyncio.Future
+_c_char: Final = ctypes.c_char
+_addressof: Final = ctypes.addressof
 
 # op states (plain ints: compared on every reap)
 _QUEUED: Final = 0  # waiting in the queue, no slot
@@ -189,18 +193,22 @@ class UringEventLoop(asyncio.SelectorEventLoop):
         *,
         entries: int = DEFAULT_ENTRIES,
         harvest_batch: int = 0,
+        submit_batch: int = 0,
         setup_flags: int | None = None,
     ) -> None:
         super().__init__(selector)
         self._uring_ready = False
+        self._uring_accepting = False
         try:
-            self._uring_open(entries, harvest_batch, setup_flags)
+            self._uring_open(entries, harvest_batch, submit_batch, setup_flags)
         except BaseException:
             super().close()
             raise
 
     # ---- set-up and tear-down ---------------------------------------------------------
-    def _uring_open(self, entries: int, harvest_batch: int, setup_flags: int | None) -> None:
+    def _uring_open(
+        self, entries: int, harvest_batch: int, submit_batch: int, setup_flags: int | None
+    ) -> None:
         if sys.platform != "linux":
             raise UringUnsupportedError(
                 f"the io_uring loop needs Linux io_uring; this platform is {sys.platform!r}"
@@ -215,6 +223,8 @@ class UringEventLoop(asyncio.SelectorEventLoop):
             or harvest_batch < 0
         ):
             raise ValueError(f"harvest_batch must be an int >= 0, got {harvest_batch!r}")
+        if isinstance(submit_batch, bool) or not isinstance(submit_batch, int) or submit_batch < 0:
+            raise ValueError(f"submit_batch must be an int >= 0, got {submit_batch!r}")
         disabled = read_proc("/proc/sys/kernel/io_uring_disabled")
         refused = disabled_error(disabled)
         if refused is not None:
@@ -243,6 +253,7 @@ class UringEventLoop(asyncio.SelectorEventLoop):
         self._uring_counters = UringCounters()
         self._uring_closing = False
         self._uring_harvest = harvest_batch
+        self._uring_submit_batch = submit_batch
         self._uring_budget = 0  # CQEs this iteration may still reap (with a harvest_batch)
         nslots = ring.sq_entries
         self._uring_nslots = nslots
@@ -263,6 +274,7 @@ class UringEventLoop(asyncio.SelectorEventLoop):
         # as the poll reports it (a callback would cost one more iteration).
         self._selector.register(efd, selectors.EVENT_READ, (None, None))  # type: ignore[attr-defined]
         self._uring_ready = True
+        self._uring_accepting = True  # ready and not closing: new ops may be requested
 
     def _uring_setup(
         self, syscalls: Syscalls, entries: int, disabled: str | None, setup_flags: int | None
@@ -302,6 +314,7 @@ class UringEventLoop(asyncio.SelectorEventLoop):
 
     def _uring_shutdown(self) -> None:
         self._uring_closing = True
+        self._uring_accepting = False
         counters = self._uring_counters
         # 1. Queued ops never reached the ring: they resolve as cancelled.
         while self._uring_queue:
@@ -425,24 +438,37 @@ class UringEventLoop(asyncio.SelectorEventLoop):
         buffer's size raises :class:`UringShortReadError`. The buffer stays pinned (a
         ``bytearray`` cannot be resized) until the kernel is done with it, even if the
         caller is cancelled first."""
-        op = self._uring_push_read("uring_readinto", fd, buffer, offset)
+        # == self._uring_push_read("uring_readinto", ...), inlined: the hot path
+        view = memoryview(buffer)
+        if view.readonly:
+            raise TypeError(
+                f"uring_readinto: a writable buffer is required, got read-only "
+                f"{type(buffer).__name__}"
+            )
+        nbytes = view.nbytes
+        holder = (_c_char if nbytes else _c_char * 0).from_buffer(view)
+        op = self._uring_push(
+            "uring_readinto",
+            (_OP_READ, fd, offset & _U64, _addressof(holder), nbytes, 0),
+            holder,
+            offset,
+        )
+        del view, holder  # the op holds the buffer now, and only the op
         try:  # _uring_wait, inlined: one coroutine frame less on the hot path
             n = await op.future
         except asyncio.CancelledError:
             self._uring_abandon(op)
             raise
-        if exact:
-            nbytes = op.args[4]
-            if n != nbytes:
-                with memoryview(buffer) as again, again.cast("B") as flat:
-                    data = bytes(flat[:n])
-                raise UringShortReadError(
-                    f"uring_readinto(fd={fd}, nbytes={nbytes}, offset={offset}): short "
-                    f"read, {n} of {nbytes} bytes",
-                    expected=nbytes,
-                    transferred=n,
-                    data=data,
-                )
+        if exact and n != nbytes:
+            with memoryview(buffer) as again, again.cast("B") as flat:
+                data = bytes(flat[:n])
+            raise UringShortReadError(
+                f"uring_readinto(fd={fd}, nbytes={nbytes}, offset={offset}): short "
+                f"read, {n} of {nbytes} bytes",
+                expected=nbytes,
+                transferred=n,
+                data=data,
+            )
         return n
 
     async def uring_read(self, fd: int, nbytes: int, offset: int, *, exact: bool = False) -> bytes:
@@ -729,17 +755,43 @@ class UringEventLoop(asyncio.SelectorEventLoop):
         abandons the op if the caller is cancelled) and keeps no reference to *keep*: the
         op is its only holder, so a traceback kept by a cancelled caller cannot hold the
         memory after the op is done."""
-        if self._uring_closing or not self._uring_ready:
+        if not self._uring_accepting:
             raise UringClosedError(f"{name}: the io_uring event loop is closed")
         if offset < -1:
             raise ValueError(f"{name}: offset must be >= 0 (or -1), got {offset}")
-        op = _Op(name, self.create_future(), keep, args)
+        op = _Op(name, _Future(loop=self), keep, args)
         free = self._uring_free
-        if free and not self._uring_queued:
-            self._uring_write_sqe(op, free.pop())
-        else:
+        if not free or self._uring_queued:
             self._uring_queue.append(op)
             self._uring_queued += 1
+            return op
+        # == self._uring_write_sqe(op, free.pop()), inlined: the hot path
+        slot = free.pop()
+        seq = self._uring_seq = (self._uring_seq + 1) & _SEQ_MASK
+        op.ud = ud = seq << 32 | slot
+        op.slot = slot
+        op.state = _IN_RING
+        self._uring_slot_ops[slot] = op
+        tail = self._uring_tail
+        opcode, fd, off, addr, length, op_flags = args
+        _PACK_SQE(
+            self._uring_sqes,
+            (tail & self._uring_sq_mask) << 6,
+            opcode,
+            0,  # flags
+            0,  # ioprio
+            fd,
+            off,
+            addr,
+            length,
+            op_flags,
+            ud,
+        )
+        self._uring_tail = tail = tail + 1
+        self._uring_written += 1
+        batch = self._uring_submit_batch
+        if batch and tail - self._uring_entered >= batch:
+            self._uring_flush()  # the device starts on these while later callbacks run
         return op
 
     def _uring_write_sqe(self, op: _Op, slot: int) -> None:
@@ -764,8 +816,11 @@ class UringEventLoop(asyncio.SelectorEventLoop):
             op_flags,
             ud,
         )
-        self._uring_tail = tail + 1
+        self._uring_tail = tail = tail + 1
         self._uring_written += 1
+        batch = self._uring_submit_batch
+        if batch and tail - self._uring_entered >= batch:
+            self._uring_flush()  # the device starts on these while later callbacks run
 
     async def _uring_wait(self, op: _Op) -> int:
         try:
@@ -950,7 +1005,16 @@ def _bytes_address(data: bytes) -> int:
 
 
 def new_event_loop(
-    *, entries: int = DEFAULT_ENTRIES, harvest_batch: int = 0, setup_flags: int | None = None
+    *,
+    entries: int = DEFAULT_ENTRIES,
+    harvest_batch: int = 0,
+    submit_batch: int = 0,
+    setup_flags: int | None = None,
 ) -> UringEventLoop:
     """A new :class:`UringEventLoop` (a ``loop_factory`` for ``asyncio.Runner``)."""
-    return UringEventLoop(entries=entries, harvest_batch=harvest_batch, setup_flags=setup_flags)
+    return UringEventLoop(
+        entries=entries,
+        harvest_batch=harvest_batch,
+        submit_batch=submit_batch,
+        setup_flags=setup_flags,
+    )
