@@ -18,9 +18,9 @@ of ``fio --ioengine=io_uring``, median of paired rounds):
 * The loop's own counters per run: SQEs per ``io_uring_enter`` (batching), mean and worst
   ``io_uring_enter`` time, and how often the eventfd had to wake it.
 
-The data file is :data:`benchmarks.kaio_fio.DEFAULT_FILE` (1 GiB; 256 MiB with
-``--quick``), shared with the KAIO comparison, created if missing and deleted afterwards
-unless ``--keep-file`` or ``--file`` names an existing file. Stdlib only; fio is optional
+The data file is ``/var/tmp/sysletloop-uring-fio.dat`` (1 GiB; 256 MiB with ``--quick``;
+not the KAIO comparison's, so the two can run side by side), created if missing and
+deleted afterwards unless ``--keep-file`` or ``--file`` names an existing file. Stdlib only; fio is optional
 (its columns read "missing" without it).
 """
 
@@ -39,7 +39,6 @@ from typing import Any
 
 from benchmarks.kaio_fio import (
     BLOCK,
-    DEFAULT_FILE,
     FULL_SIZE,
     OFFSETS_PER_WORKER,
     QUICK_SIZE,
@@ -49,6 +48,7 @@ from benchmarks.kaio_fio import (
 )
 from sysletloop import uring
 
+DEFAULT_FILE = Path("/var/tmp/sysletloop-uring-fio.dat")
 DEPTHS = (1, 8, 32)
 TARGET_RATIO_AT_32 = 0.90
 ENGINES = ("uring", "fio-io_uring", "fio-libaio")
