@@ -20,8 +20,8 @@ of ``fio --ioengine=io_uring``, median of paired rounds):
 
 The data file is ``/var/tmp/sysletloop-uring-fio.dat`` (1 GiB; 256 MiB with ``--quick``;
 not the KAIO comparison's, so the two can run side by side), created if missing and
-deleted afterwards unless ``--keep-file`` or ``--file`` names an existing file. Stdlib only; fio is optional
-(its columns read "missing" without it).
+deleted afterwards unless ``--keep-file`` or ``--file`` names an existing file. Stdlib
+only; fio is optional (its columns read "missing" without it).
 """
 
 from __future__ import annotations

@@ -169,6 +169,10 @@ def test_argument_errors(tmp_path: Path, fds: list[int]) -> None:
             await loop.uring_read(fd, -1, 0)
         with pytest.raises(TypeError, match="writable buffer"):
             await loop.uring_readinto(fd, b"read-only", 0)
+        with pytest.raises(TypeError, match="writable buffer"):
+            await loop.uring_readinto(fd, memoryview(bytearray(8)).toreadonly(), 0)
+        with pytest.raises(TypeError, match="not C contiguous"):
+            await loop.uring_readinto(fd, memoryview(bytearray(8))[::2], 0)
         with pytest.raises(TypeError, match="buffer 1 is read-only"):
             await loop.uring_readv(fd, [bytearray(1), b"ro"], 0)
         with pytest.raises(ValueError, match="at most 1024 buffers"):
