@@ -15,8 +15,10 @@ of ``fio --ioengine=io_uring``, median of paired rounds):
   report gives per engine the median, min and max IOPS, and the median of the rounds'
   ratios (the target's measure) with their range. The disk's IOPS drift from minute to
   minute on a shared VM; pairing within a round cancels most of that drift.
-* The loop's own counters per run: SQEs per ``io_uring_enter`` (batching), mean and worst
-  ``io_uring_enter`` time, and how often the eventfd had to wake it.
+* The same reads from one Python thread with no event loop (:mod:`benchmarks.uring_raw`:
+  the package's own ring, submit and wait in one ``io_uring_enter``): what Python alone
+  reaches, so the loop's distance from fio splits into the language's share and
+  asyncio's.
 
 The data file is ``/var/tmp/sysletloop-uring-fio.dat`` (1 GiB; 256 MiB with ``--quick``;
 not the KAIO comparison's, so the two can run side by side), created if missing and
@@ -46,12 +48,13 @@ from benchmarks.kaio_fio import (
     prepare_file,
     run_fio_random_reads,
 )
+from benchmarks.uring_raw import run_raw_random_reads
 from sysletloop import uring
 
 DEFAULT_FILE = Path("/var/tmp/sysletloop-uring-fio.dat")
 DEPTHS = (1, 8, 32)
 TARGET_RATIO_AT_32 = 0.90
-ENGINES = ("uring", "fio-io_uring", "fio-libaio")
+ENGINES = ("uring", "uring-raw", "fio-io_uring", "fio-libaio")
 
 
 def run_uring_random_reads(
@@ -123,6 +126,8 @@ def _random_offsets(seed: int, nblocks: int, block_size: int) -> list[int]:
 def _run(engine: str, path: Path, depth: int, seconds: float, **loop: Any) -> float | None:
     if engine == "uring":
         return float(run_uring_random_reads(path, depth, seconds, **loop)["iops"])
+    if engine == "uring-raw":
+        return float(run_raw_random_reads(path, depth, seconds)["iops"])
     fio_engine = "io_uring" if engine == "fio-io_uring" else "libaio"
     result = run_fio_random_reads(path, depth, seconds, engine=fio_engine)
     return None if result is None else float(result["iops"])
@@ -194,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (1.0 if args.quick else 5.0)
     rounds = args.rounds or (1 if args.quick else 5)
     depths = tuple(int(d) for d in args.depths.split(","))
-    engines = ENGINES[:2] if args.no_libaio else ENGINES
+    engines = ENGINES[:3] if args.no_libaio else ENGINES
     path: Path = args.file or DEFAULT_FILE
     created = prepare_file(path, QUICK_SIZE if args.quick else FULL_SIZE)
     try:

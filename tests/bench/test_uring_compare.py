@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import kaio_fio, uring_fio
+from benchmarks import kaio_fio, uring_fio, uring_raw
 from benchmarks.contenders import all_contenders
 from benchmarks.contenders.base import Api
 from benchmarks.contenders.fio import FioContender
@@ -48,6 +48,17 @@ def test_loop_reader_counts_real_reads(data_file: Path) -> None:
 
 
 @needs_uring
+def test_raw_reader_counts_real_reads_and_refuses_depth_0(data_file: Path) -> None:
+    fds_before = len(os.listdir("/proc/self/fd"))
+    result = uring_raw.run_raw_random_reads(data_file, 4, 0.05)
+    assert result["engine"] == "uring-raw" and result["ios"] >= 4
+    assert result["enter_calls"] >= 1 and result["iops"] > 0
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        uring_raw.run_raw_random_reads(data_file, 0, 0.01)
+
+
+@needs_uring
 def test_comparison_rows_pair_rounds_and_invent_no_ratio(
     data_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,20 +72,20 @@ def test_comparison_rows_pair_rounds_and_invent_no_ratio(
     def no_fio(*args: Any, engine: str = "libaio", **kwargs: Any) -> None:
         calls.append(f"fio-{engine}")
 
+    def raw(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append("raw")
+        return real_raw(*args, **kwargs)
+
+    real_raw = uring_fio.run_raw_random_reads
     monkeypatch.setattr(uring_fio, "run_uring_random_reads", counted)
+    monkeypatch.setattr(uring_fio, "run_raw_random_reads", raw)
     monkeypatch.setattr(uring_fio, "run_fio_random_reads", no_fio)
     rows = uring_fio.compare(data_file, depths=(2,), seconds=0.05, rounds=2)
     # Round 1 in the listed order, round 2 reversed: each engine runs once per round.
-    assert calls == [
-        "uring",
-        "fio-io_uring",
-        "fio-libaio",
-        "fio-libaio",
-        "fio-io_uring",
-        "uring",
-    ]
+    order = ["uring", "raw", "fio-io_uring", "fio-libaio"]
+    assert calls == order + order[::-1]
     (row,) = rows
-    assert row["depth"] == 2 and row["uring"]["n"] == 2
+    assert row["depth"] == 2 and row["uring"]["n"] == row["uring-raw"]["n"] == 2
     assert row["fio-io_uring"] == row["fio-libaio"] == "missing"
     assert "ratio" not in row  # no fio, no ratio
 
