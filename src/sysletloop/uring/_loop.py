@@ -150,6 +150,9 @@ _IN_RING: Final = 1  # SQE written, holds a slot; in the kernel after the next f
 _ABANDONED: Final = 2  # holds a slot, caller gone, ASYNC_CANCEL queued or sent
 _DONE: Final = 3  # resolved, slot and memory released
 
+# Memory lent to ops whose CQE a failed close() could not wait for (see _uring_shutdown).
+_UNRETURNED: list[object] = []
+
 # What happens to a result nobody will receive
 _PLAIN: Final = 0
 _RETURNS_FD: Final = 1  # openat: a result >= 0 is an fd that must not leak
@@ -343,9 +346,17 @@ class UringEventLoop(asyncio.SelectorEventLoop):
         # 3. Submit, then wait for every CQE: until then the kernel may use the memory.
         try:
             self._uring_flush()
-            while len(self._uring_free) < self._uring_nslots or self._uring_cancels_in_flight:
+            while self._uring_kernel_busy():
                 if self._uring_reap(0) == 0:
                     self._uring_wait_cqe()
+        except BaseException:
+            # Waiting failed (an unexpected io_uring_enter error, KeyboardInterrupt): the
+            # ring is torn down below, and the kernel finishes or cancels what it still
+            # holds in the background, so the memory lent to those ops must outlive this
+            # loop. It is kept for the life of the process rather than risk the kernel
+            # writing into freed memory.
+            _UNRETURNED.extend(op.keep for op in self._uring_slot_ops if op is not None)
+            raise
         finally:
             # 4. Release the eventfd and the ring (closing the ring's fd stops its io-wq
             #    workers; unregistering the eventfd is implied).
@@ -399,8 +410,9 @@ class UringEventLoop(asyncio.SelectorEventLoop):
         ring = self._uring_ring
         return ring.cq_u32[ring.cq_tail_index] != self._uring_cq_head
 
-    def _uring_free_count_lt_slots(self) -> bool:
-        return self._uring_ready and len(self._uring_free) < self._uring_nslots
+    def _uring_kernel_busy(self) -> bool:
+        """Whether the kernel holds an op or a cancel request of this loop."""
+        return len(self._uring_free) < self._uring_nslots or self._uring_cancels_in_flight > 0
 
     # ---- public: introspection --------------------------------------------------------
     @property
@@ -933,7 +945,7 @@ class UringEventLoop(asyncio.SelectorEventLoop):
             if elapsed > counters.enter_max_ns:
                 counters.enter_max_ns = elapsed
             if ret < 0:
-                if ret in (-errno.EAGAIN, -errno.EBUSY) and self._uring_free_count_lt_slots():
+                if ret in (-errno.EAGAIN, -errno.EBUSY) and self._uring_kernel_busy():
                     # Short of kernel memory, or the CQ is backed up: the SQEs stay in
                     # the ring, and the next flush (after the next reap) tries again.
                     break
