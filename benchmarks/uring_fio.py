@@ -37,7 +37,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from benchmarks.kaio_fio import (
     BLOCK,
@@ -128,7 +128,7 @@ def _run(engine: str, path: Path, depth: int, seconds: float, **loop: Any) -> fl
         return float(run_uring_random_reads(path, depth, seconds, **loop)["iops"])
     if engine == "uring-raw":
         return float(run_raw_random_reads(path, depth, seconds)["iops"])
-    fio_engine = "io_uring" if engine == "fio-io_uring" else "libaio"
+    fio_engine: Literal["libaio", "io_uring"] = "io_uring" if engine == "fio-io_uring" else "libaio"
     result = run_fio_random_reads(path, depth, seconds, engine=fio_engine)
     return None if result is None else float(result["iops"])
 

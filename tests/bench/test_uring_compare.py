@@ -76,7 +76,7 @@ def test_comparison_rows_pair_rounds_and_invent_no_ratio(
         calls.append("raw")
         return real_raw(*args, **kwargs)
 
-    real_raw = uring_fio.run_raw_random_reads
+    real_raw = uring_raw.run_raw_random_reads
     monkeypatch.setattr(uring_fio, "run_uring_random_reads", counted)
     monkeypatch.setattr(uring_fio, "run_raw_random_reads", raw)
     monkeypatch.setattr(uring_fio, "run_fio_random_reads", no_fio)
@@ -119,8 +119,8 @@ def test_fio_rows_and_their_commands(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(cmd)
         return Done()
 
-    monkeypatch.setattr(kaio_fio.shutil, "which", lambda exe: "/usr/bin/fio")
-    monkeypatch.setattr(kaio_fio.subprocess, "run", fake_run)
+    monkeypatch.setattr("shutil.which", lambda exe: "/usr/bin/fio")
+    monkeypatch.setattr("subprocess.run", fake_run)
     for engine in ("libaio", "io_uring"):
         with pytest.raises(RuntimeError, match="fio failed"):
             FioContender(engine).random_reads()("/nowhere", 4, 1.0)
