@@ -185,7 +185,7 @@ def test_argument_errors(tmp_path: Path, fds: list[int]) -> None:
 
 
 @needs_uring
-@pytest.mark.parametrize("option", ["entries", "harvest_batch"])
+@pytest.mark.parametrize("option", ["entries", "harvest_batch", "submit_batch"])
 @pytest.mark.parametrize("value", [-1, True, 2.0, "8"])
 def test_bad_loop_options_are_refused(option: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"{option} must be .*, got {value!r}"):

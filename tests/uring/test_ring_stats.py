@@ -90,6 +90,21 @@ def test_one_io_uring_enter_per_iteration(tmp_path: Path, fds: list[int]) -> Non
 
 
 @needs_uring
+def test_submit_batch_enters_early(tmp_path: Path, fds: list[int]) -> None:
+    """32 reads requested in one iteration with submit_batch=4: eight io_uring_enter calls
+    of four SQEs each, the first while later tasks have not yet asked."""
+    fd = open_file(tmp_path / "e.dat", direct=False, size=32 * BLOCK)
+    fds.append(fd)
+
+    async def main(loop: uring.UringEventLoop) -> None:
+        await asyncio.gather(*(loop.uring_read(fd, BLOCK, i * BLOCK) for i in range(32)))
+        stats = loop.uring_stats()
+        assert (stats.enter_calls, stats.submitted) == (8, 32)
+
+    run(main, submit_batch=4)
+
+
+@needs_uring
 def test_harvest_batch_bounds_what_one_iteration_resolves(tmp_path: Path, fds: list[int]) -> None:
     """32 cached reads finish inside one io_uring_enter; with harvest_batch=5 the loop
     resolves them 5 per iteration (each task sees the completed count of its own
