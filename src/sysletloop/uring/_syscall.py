@@ -78,6 +78,13 @@ class Syscalls:
         """``io_uring_setup(entries, params)``: the ring's fd, or ``-errno``."""
         return self._result(self._call2(self._nr_setup, entries, params))
 
+    @property
+    def raw_enter(self) -> tuple[ctypes._NamedFuncPointer, int]:
+        """``(syscall, number)`` for callers that call ``io_uring_enter`` on a hot path
+        themselves: ``syscall(number, fd, to_submit, min_complete, flags, 0, 0)``
+        returns -1 and leaves the errno in ``ctypes.get_errno()`` on failure."""
+        return self._call6, self._nr_enter
+
     def enter(self, fd: int, to_submit: int, min_complete: int, flags: int) -> int:
         """``io_uring_enter(fd, to_submit, min_complete, flags, NULL, 0)``."""
         return self._result(self._call6(self._nr_enter, fd, to_submit, min_complete, flags, 0, 0))
