@@ -76,7 +76,9 @@ def test_entries_are_rounded_to_a_power_of_two() -> None:
 
 
 @needs_uring
-def test_one_io_uring_enter_per_iteration(tmp_path: Path, fds: list[int]) -> None:
+def test_one_io_uring_enter_per_iteration_without_submit_batch(
+    tmp_path: Path, fds: list[int]
+) -> None:
     fd = open_file(tmp_path / "b.dat", direct=False, size=32 * BLOCK)
     fds.append(fd)
 
@@ -85,6 +87,21 @@ def test_one_io_uring_enter_per_iteration(tmp_path: Path, fds: list[int]) -> Non
         stats = loop.uring_stats()
         assert (stats.enter_calls, stats.submitted) == (1, 32)
         assert stats.ops_per_enter == 32.0 and stats.enter_mean_seconds > 0
+
+    run(main, submit_batch=0)
+
+
+@needs_uring
+def test_default_submit_batch(tmp_path: Path, fds: list[int]) -> None:
+    fd = open_file(tmp_path / "d.dat", direct=False, size=33 * BLOCK)
+    fds.append(fd)
+
+    async def main(loop: uring.UringEventLoop) -> None:
+        await asyncio.gather(*(loop.uring_read(fd, BLOCK, i * BLOCK) for i in range(32)))
+        stats = loop.uring_stats()
+        batch = uring.DEFAULT_SUBMIT_BATCH
+        # full batches as the tasks ask, then the rest at the end of the iteration
+        assert stats.enter_calls == -(-32 // batch) and stats.submitted == 32
 
     run(main)
 
@@ -124,8 +141,10 @@ def test_harvest_batch_bounds_what_one_iteration_resolves(tmp_path: Path, fds: l
         assert loop.uring_stats().enter_calls == 1
         return seen
 
-    assert run(main, harvest_batch=5) == [min(32, 5 * (i // 5 + 1)) for i in range(32)]
-    assert run(main) == [32] * 32
+    assert run(main, harvest_batch=5, submit_batch=0) == [
+        min(32, 5 * (i // 5 + 1)) for i in range(32)
+    ]
+    assert run(main, submit_batch=0) == [32] * 32
 
 
 @needs_uring

@@ -2,7 +2,7 @@
 
 Public names::
 
-    new_event_loop(*, entries=256, harvest_batch=0) -> UringEventLoop
+    new_event_loop(*, entries=256, harvest_batch=0, submit_batch=3) -> UringEventLoop
     UringEventLoop          an asyncio.SelectorEventLoop with coroutine methods
         uring_read(fd, nbytes, offset, *, exact=False) -> bytes
         uring_readinto(fd, buffer, offset, *, exact=False) -> int
@@ -28,8 +28,8 @@ How it is built, one module per job (dependencies point down the list):
     _ring     one ring: setup, the three mappings, views over them, submit, teardown
     _statx    struct statx -> os.stat_result
     _stats    counters and the frozen UringStats snapshot
-    _loop     the event loop: SQEs written as ops are requested, one io_uring_enter per
-              iteration, CQ ring reaped without a system call, eventfd in the selector
+    _loop     the event loop: SQEs written as ops are requested and submitted in small
+              batches, CQ ring reaped without a system call, eventfd in the selector
 
 Buffers (``aligned_buffer``, pinning) and the O_DIRECT alignment query come from
 ``sysletloop.kaio``'s ``_buffer`` and ``_dio``, which know nothing of KAIO itself.
@@ -60,11 +60,17 @@ from sysletloop.uring._errors import (
     UringShortWriteError,
     UringUnsupportedError,
 )
-from sysletloop.uring._loop import DEFAULT_ENTRIES, UringEventLoop, new_event_loop
+from sysletloop.uring._loop import (
+    DEFAULT_ENTRIES,
+    DEFAULT_SUBMIT_BATCH,
+    UringEventLoop,
+    new_event_loop,
+)
 from sysletloop.uring._stats import UringStats
 
 __all__ = [
     "DEFAULT_ENTRIES",
+    "DEFAULT_SUBMIT_BATCH",
     "UringAlignmentError",
     "UringClosedError",
     "UringError",
