@@ -195,6 +195,7 @@ CQE_SIZE: Final = 16
 # The first 40 bytes of an SQE: opcode, flags, ioprio, fd, off, addr, len, op_flags,
 # user_data. Native byte order, no padding (the kernel's fields are contiguous; checked).
 SQE_HEAD: Final = struct.Struct("=BBHiQQIIQ")
+CQE: Final = struct.Struct("=QiI")  # user_data, res, flags
 
 STATX_SIZE: Final = 256
 # Offsets into struct statx of the fields an os.stat_result needs.
@@ -256,6 +257,8 @@ def layout_errors() -> list[str]:
                 errors.append(f"{cstruct.__name__}.{name} at offset {offset}, not {want}")
     if SQE_HEAD.size != 40:
         errors.append(f"SQE_HEAD covers {SQE_HEAD.size} bytes, not 40")
+    if CQE.size != CQE_SIZE:
+        errors.append(f"CQE covers {CQE.size} bytes, not {CQE_SIZE}")
     if STATX_HEAD.size != STATX_FIELDS["stx_atime"]:
         errors.append(f"STATX_HEAD covers {STATX_HEAD.size} bytes, not 64")
     if STATX_TIMESTAMP.size != 16 or STATX_DEVICES.size != 16:

@@ -148,6 +148,7 @@ _SLOT_MASK: Final = 0xFFFFFFFF
 _SEQ_MASK: Final = 0x3FFFFFFF
 _KIND_CANCEL: Final = 1 << 62  # user_data of the loop's own ASYNC_CANCEL SQEs
 _PACK_SQE: Final = _abi.SQE_HEAD.pack_into
+_CQE_UNPACK: Final = _abi.CQE.iter_unpack
 _OP_READ: Final = _abi.IORING_OP_READ
 _Future: Final = asyncio.Future
 _perf_counter_ns: Final = time.perf_counter_ns
@@ -1006,57 +1007,70 @@ class UringEventLoop(asyncio.SelectorEventLoop):
             return 0
         if limit and available > limit:
             available = limit
-        mask, u64, i32 = ring.cq_mask, ring.cq_u64, ring.cq_i32
-        base64, base32 = ring.cqe_u64, ring.cqe_i32
+        # The CQEs as (user_data, res, flags) records, unpacked in C: one slice of the
+        # CQE array, or two when the range wraps around its end.
+        start = head & ring.cq_mask
+        first = min(available, ring.cq_entries - start)
+        cqes = ring.cqes
+        chunks = [_CQE_UNPACK(cqes[start << 4 : (start + first) << 4])]
+        if first < available:
+            chunks.append(_CQE_UNPACK(cqes[: (available - first) << 4]))
         slot_ops, free, counters = self._uring_slot_ops, self._uring_free, self._uring_counters
-        done = 0
-        for h in range(head, head + available):
-            index = h & mask
-            ud = u64[base64 + 2 * index]
-            res = i32[base32 + 4 * index + 2]
-            if ud & _KIND_CANCEL:
-                self._uring_cancels_in_flight -= 1
-                if res == 0:
-                    counters.cancel_found += 1
-                continue
-            slot = ud & _SLOT_MASK
-            op = slot_ops[slot]
-            slot_ops[slot] = None
-            free.append(slot)
-            done += 1
-            assert op is not None, f"CQE for free slot {slot}"
-            state = op.state
-            future = op.future
-            op.state = _DONE
-            op.keep = None
-            if future.done():  # its caller was cancelled: the outcome goes nowhere
-                if state != _ABANDONED:
-                    counters.cancelled += 1  # (its coroutine has not run to abandon it yet)
-                if res >= 0 and op.returns == _RETURNS_FD:
-                    os.close(res)  # an fd opened for nobody
-                    counters.orphans_closed += 1
-            elif state == _ABANDONED and (
-                res == -errno.ECANCELED or (res >= 0 and op.returns == _RETURNS_FD)
-            ):
-                # Abandoned by close(): withdrawn by ASYNC_CANCEL, or an fd nobody could
-                # receive any more (the loop is closing).
-                if res >= 0:
-                    os.close(res)
-                    counters.orphans_closed += 1
-                counters.cancelled += 1
-                future.cancel(msg="the io_uring event loop closed")
-            elif res < 0:
-                counters.failed += 1
-                future.set_exception(operation_error(-res, op.request()))
-            else:
-                future.set_result(res)
+        release = free.append
+        cancels = 0
+        for chunk in chunks:
+            for ud, res, _flags in chunk:
+                if ud & _KIND_CANCEL:
+                    cancels += 1
+                    if res == 0:
+                        counters.cancel_found += 1
+                    continue
+                slot = ud & _SLOT_MASK
+                op = slot_ops[slot]
+                slot_ops[slot] = None
+                release(slot)
+                assert op is not None, f"CQE for free slot {slot}"
+                op.keep = None  # the kernel is done with the op's memory
+                state = op.state
+                op.state = _DONE
+                future = op.future
+                if res >= 0 and state == _IN_RING and not future.done():
+                    future.set_result(res)  # the common case
+                else:
+                    self._uring_resolve_unusual(op, state, res)
+        self._uring_cancels_in_flight -= cancels
         self._uring_cq_head = head = (head + available) & _U32
         cq_u32[ring.cq_head_index] = head
-        counters.completed += done
+        counters.completed += available - cancels
         counters.reaps += 1
         if self._uring_queued and free:
             self._uring_drain_queue()
         return available
+
+    def _uring_resolve_unusual(self, op: _Op, state: int, res: int) -> None:
+        """Resolve an op whose CQE is an error, or whose caller is gone."""
+        counters, future = self._uring_counters, op.future
+        if future.done():  # its caller was cancelled: the outcome goes nowhere
+            if state != _ABANDONED:
+                counters.cancelled += 1  # (its coroutine has not run to abandon it yet)
+            if res >= 0 and op.returns == _RETURNS_FD:
+                os.close(res)  # an fd opened for nobody
+                counters.orphans_closed += 1
+        elif state == _ABANDONED and (
+            res == -errno.ECANCELED or (res >= 0 and op.returns == _RETURNS_FD)
+        ):
+            # Abandoned by close(): withdrawn by ASYNC_CANCEL, or an fd nobody could
+            # receive any more (the loop is closing).
+            if res >= 0:
+                os.close(res)
+                counters.orphans_closed += 1
+            counters.cancelled += 1
+            future.cancel(msg="the io_uring event loop closed")
+        elif res < 0:
+            counters.failed += 1
+            future.set_exception(operation_error(-res, op.request()))
+        else:  # abandoned by close() but completed: the real outcome
+            future.set_result(res)
 
 
 def _path_bytes(name: str, path: StrOrBytesPath) -> bytes:

@@ -134,9 +134,11 @@ class Ring:
         self.cq_tail_index = int(cq_off.tail) // 4  # cq_u32[...]: written by the kernel
         self.cq_mask = int(self.cq_u32[int(cq_off.ring_mask) // 4])
         self.cq_overflow_index = int(cq_off.overflow) // 4
-        # CQE i: user_data at cq_u64[cqe_u64 + 2*i], res at cq_i32[cqe_i32 + 4*i + 2]
+        # CQE i: user_data at cq_u64[cqe_u64 + 2*i], res at cq_i32[cqe_i32 + 4*i + 2];
+        # or the 16 bytes cqes[16*i : 16*i + 16] (the CQE array alone, as bytes)
         self.cqe_u64 = int(cq_off.cqes) // 8
         self.cqe_i32 = int(cq_off.cqes) // 4
+        self.cqes = cq_map[int(cq_off.cqes) : int(cq_off.cqes) + self.cq_entries * 16]
         # cq_off.flags is 0 on kernels before 5.8 (no IORING_CQ_EVENTFD_DISABLED).
         self.cq_flags_index = int(cq_off.flags) // 4 if int(cq_off.flags) else -1
         array = int(sq_off.array) // 4
@@ -206,7 +208,16 @@ class Ring:
     def close(self) -> None:
         """Release the views, unmap, close the fd. Only once the kernel owns nothing of
         ours: the caller waits for every CQE first (``_loop``'s close)."""
-        for name in ("sq_u32", "cq_u32", "cq_u64", "cq_i32", "sqes", "_sq_bytes", "_cq_bytes"):
+        for name in (
+            "sq_u32",
+            "cq_u32",
+            "cq_u64",
+            "cq_i32",
+            "cqes",
+            "sqes",
+            "_sq_bytes",
+            "_cq_bytes",
+        ):
             view = self.__dict__.pop(name, None)
             if view is not None:
                 view.release()
