@@ -649,6 +649,7 @@ class SuccessorJob:
         self.loop._own_from(self.epoch, self.token, self.cell_id, False)
 
 
+
 class HandOverRecord:
     """One claim's hand-over: is a thread running the loop after it (``STARTED``), or
     could none be had (``FAILED``: the claimed call's thread keeps the loop)? ``cell``

@@ -75,9 +75,8 @@ def read_thread_limit() -> ThreadLimit | None:
     return min(found, key=lambda limit: limit.available)
 
 
-def cap_for(
-    limit: ThreadLimit | None, *, configured: int, blocked_now: int, machinery_to_start: int
-) -> int:
+def cap_for(limit: ThreadLimit | None, *, configured: int, blocked_now: int,
+            machinery_to_start: int) -> int:
     """The cap on blocked calls that keeps the loop under ``limit``.
 
     ``blocked_now`` calls already hold a thread each (they are inside the count the
@@ -121,12 +120,10 @@ def _cgroup_limits() -> list[ThreadLimit]:
                     text = _read(max_file)
                     if text != "max":
                         current = int(_read(path / "pids.current"))
-                        out.append(
-                            ThreadLimit(
-                                max(0, int(text) - current),
-                                f"cgroup pids.max={text} (pids.current={current}) at {path}",
-                            )
-                        )
+                        out.append(ThreadLimit(
+                            max(0, int(text) - current),
+                            f"cgroup pids.max={text} (pids.current={current}) at {path}",
+                        ))
                 if path == root or path.parent == path:
                     break
                 path = path.parent
@@ -147,19 +144,17 @@ def _nproc_limit() -> list[ThreadLimit]:
             status = Path(entry.path, "status").read_text()
         except OSError:
             continue  # gone meanwhile, or not ours to read
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        fields = dict(
+            line.split(":", 1) for line in status.splitlines() if ":" in line
+        )
         if int(fields.get("Uid", "-1 0").split()[0]) == uid:
             used += int(fields.get("Threads", "1"))
-    return [
-        ThreadLimit(max(0, soft - used), f"RLIMIT_NPROC={soft} (uid {uid} runs {used} threads)")
-    ]
+    return [ThreadLimit(max(0, soft - used),
+                        f"RLIMIT_NPROC={soft} (uid {uid} runs {used} threads)")]
 
 
 def _threads_max_limit() -> list[ThreadLimit]:
     limit = int(_read(Path("/proc/sys/kernel/threads-max")))
     tasks = int(_read(Path("/proc/loadavg")).split()[3].split("/")[1])
-    return [
-        ThreadLimit(
-            max(0, limit - tasks), f"kernel.threads-max={limit} ({tasks} tasks on the machine)"
-        )
-    ]
+    return [ThreadLimit(max(0, limit - tasks),
+                        f"kernel.threads-max={limit} ({tasks} tasks on the machine)")]

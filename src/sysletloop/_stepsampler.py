@@ -107,7 +107,9 @@ class BlockedStep:
 
     __slots__ = ("capped", "chain", "epoch", "frame", "ident", "lasti", "reported", "since")
 
-    def __init__(self, ident: int, epoch: int, chain: list[types.FrameType], since: float) -> None:
+    def __init__(
+        self, ident: int, epoch: int, chain: list[types.FrameType], since: float
+    ) -> None:
         self.ident = ident
         self.epoch = epoch
         self.chain = chain

@@ -267,9 +267,8 @@ class ThreadCache:
         return False
 
     @staticmethod
-    def _report(
-        callback: Callable[[Job], None] | Callable[[BaseException], None] | None, arg: object
-    ) -> None:
+    def _report(callback: Callable[[Job], None] | Callable[[BaseException], None] | None,
+                arg: object) -> None:
         if callback is None:
             return
         try:
