@@ -27,8 +27,8 @@ Figures = list[tuple[str, Any]]
 LAG_FLOOR_MS = 0.01  # timer lags below this are drawn at it (log axis)
 DPI = 110
 
-# Stable colours: the syslet loops warm, KAIO and io_uring purple, the references grey/black, the
-# peers cool. A contender not listed takes the next colour of tab10.
+# Stable colours: the syslet loops warm, KAIO and io_uring purple, the references
+# grey/black, the peers cool. A contender not listed takes the next colour of tab10.
 COLOURS: Mapping[str, str] = {
     "asyncio-inline": "#9e9e9e",
     "asyncio-to_thread": "#4d4d4d",
