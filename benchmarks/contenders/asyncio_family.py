@@ -286,6 +286,17 @@ class UringApi(AsyncioApi):
         else:
             await loop.uring_unlink(path)
 
+    async def read_small(self, path: str) -> bytes:
+        """A small file whole: open, fstat, read, close, each an io_uring operation (the
+        ``metadata`` workload's steps, none of which KAIO can do)."""
+        loop: Any = asyncio.get_running_loop()
+        fd = await loop.uring_openat(path)
+        try:
+            size = (await loop.uring_fstat(fd)).st_size
+            return cast(bytes, await loop.uring_read(fd, size, 0))
+        finally:
+            await loop.uring_close(fd)
+
     def aligned_buffer(self, size: int) -> Buffer:
         return self._uring.aligned_buffer(size)
 
