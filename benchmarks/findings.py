@@ -55,14 +55,14 @@ CLAIM_METRICS: Mapping[str, frozenset[str]] = {
     "unwrapped": frozenset({"wall_s", "lag_p99_ms"}),
     "served_unwrapped": frozenset({"rps", "p99_ms"}),
 }
-EXTRA_SUBJECTS: Mapping[str, tuple[str, ...]] = {"random_reads": ("kaio",)}
+EXTRA_SUBJECTS: Mapping[str, tuple[str, ...]] = {"random_reads": ("kaio", "uring")}
 ONLY_SUBJECTS: Mapping[str, tuple[str, ...]] = {
     "fastapi": ("sysletloop-anyio",),
     "net_throughput": ("sysletloop", "sysletloop-away"),
     "unwrapped": ("sysletloop-steps",),
     "served_unwrapped": ("sysletloop-steps",),
 }
-NOT_PEERS = frozenset({"asyncio-inline", "fio"})
+NOT_PEERS = frozenset({"asyncio-inline", "fio", "fio-io_uring"})
 
 
 @dataclass(frozen=True)

@@ -158,9 +158,16 @@ def fio_version() -> str | None:
 
 
 def run_fio_random_reads(
-    path: str | Path, depth: int, seconds: float, *, block_size: int = BLOCK
+    path: str | Path,
+    depth: int,
+    seconds: float,
+    *,
+    block_size: int = BLOCK,
+    engine: Literal["libaio", "io_uring"] = "libaio",
 ) -> dict[str, Any] | None:
-    """The same workload through ``fio --ioengine=libaio``; None when fio is not installed."""
+    """The same workload through ``fio --ioengine=ENGINE`` (``libaio`` by default; the
+    io_uring loop's comparison asks for ``io_uring``, with fio's defaults for it: no
+    fixed buffers, no registered files, no SQPOLL); None when fio is not installed."""
     exe = shutil.which("fio")
     if exe is None:
         return None
@@ -169,7 +176,7 @@ def run_fio_random_reads(
         "--name=kaio-compare",
         f"--filename={path}",
         "--readonly",
-        "--ioengine=libaio",
+        f"--ioengine={engine}",
         "--direct=1",
         "--rw=randread",
         f"--bs={block_size}",
@@ -196,7 +203,7 @@ def run_fio_random_reads(
         if key in percentiles
     }
     return {
-        "engine": "fio-libaio",
+        "engine": f"fio-{engine}",
         "depth": depth,
         "seconds": runtime_s,
         "ios": read["total_ios"],

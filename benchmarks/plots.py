@@ -27,8 +27,8 @@ Figures = list[tuple[str, Any]]
 LAG_FLOOR_MS = 0.01  # timer lags below this are drawn at it (log axis)
 DPI = 110
 
-# Stable colours: the syslet loops warm, KAIO purple, the references grey/black, the
-# peers cool. A contender not listed takes the next colour of tab10.
+# Stable colours: the syslet loops warm, KAIO and io_uring purple, the references
+# grey/black, the peers cool. A contender not listed takes the next colour of tab10.
 COLOURS: Mapping[str, str] = {
     "asyncio-inline": "#9e9e9e",
     "asyncio-to_thread": "#4d4d4d",
@@ -39,6 +39,8 @@ COLOURS: Mapping[str, str] = {
     "sysletloop-away": "#e377c2",
     "sysletloop-anyio": "#8b0000",
     "kaio": "#9467bd",
+    "uring": "#6a3d9a",
+    "fio-io_uring": "#555555",
     "aiofiles": "#8c564b",
     "trio": "#2ca02c",
     "anyio-asyncio": "#bcbd22",
@@ -315,11 +317,11 @@ def _random_reads(w: Mapping[str, Any]) -> Figures:
         ys = [s[0] for _, s in pts if s is not None]
         if not xs:
             continue
-        ours = name in ("sysletloop", "kaio")
+        ours = name in ("sysletloop", "kaio", "uring")
         ax.plot(
             xs,
             ys,
-            "--" if name == "fio" else "-",
+            "--" if name.startswith("fio") else "-",
             marker="o",
             color=colour(name),
             linewidth=2.4 if ours else 1.3,

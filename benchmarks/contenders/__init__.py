@@ -19,6 +19,7 @@ def all_contenders() -> list[Contender]:
         *trio_family.contenders(),
         GeventContender(),
         fio.FioContender(),
+        fio.FioContender("io_uring"),
     ]
 
 

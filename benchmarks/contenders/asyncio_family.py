@@ -1,5 +1,5 @@
 """Contenders that are asyncio event loops: stock asyncio, uvloop, rloop, sysletloop, KAIO,
-aiofiles.
+io_uring, aiofiles.
 
 They share one api implementation (:class:`AsyncioApi`: TaskGroup for concurrency, asyncio
 streams for echo) and differ in two things only: the loop factory and how a blocking call
@@ -258,6 +258,71 @@ class KaioApi(AsyncioApi):
 
 
 # ---------------------------------------------------------------------------------------
+# The io_uring loop: file I/O and file-system calls through io_uring
+# ---------------------------------------------------------------------------------------
+
+
+class UringFile(AsyncFile):
+    def __init__(self, loop: Any, fd: int) -> None:
+        self._loop = loop
+        self.fileno = fd
+
+    async def pread(self, nbytes: int, offset: int) -> bytes:
+        return cast(bytes, await self._loop.uring_read(self.fileno, nbytes, offset))
+
+    async def preadinto(self, buf: Buffer, offset: int) -> int:
+        return cast(int, await self._loop.uring_readinto(self.fileno, buf, offset))
+
+    async def pwrite(self, data: Buffer, offset: int) -> int:
+        return cast(int, await self._loop.uring_write(self.fileno, data, offset))
+
+    async def fsync(self) -> None:
+        await self._loop.uring_fsync(self.fileno)
+
+    async def aclose(self) -> None:
+        await self._loop.uring_close(self.fileno)
+
+
+class UringApi(AsyncioApi):
+    """Files opened, read, written, synced, stat-ed, unlinked and closed by io_uring."""
+
+    def __init__(self, name: str, provides: frozenset[str]) -> None:
+        super().__init__(name, provides)
+        self._uring = importlib.import_module("sysletloop.uring")
+
+    async def open_file(self, path: str, *, direct: bool = False, write: bool = False) -> AsyncFile:
+        loop: Any = asyncio.get_running_loop()
+        fd = await loop.uring_openat(path, open_flags(direct=direct, write=write))
+        return UringFile(loop, fd)
+
+    async def fs(self, op: FsOp, path: str) -> None:
+        loop: Any = asyncio.get_running_loop()
+        if op == "open_close":
+            await loop.uring_close(await loop.uring_openat(path))
+        elif op == "stat":
+            await loop.uring_statx(path)
+        else:
+            await loop.uring_unlink(path)
+
+    async def read_small(self, path: str) -> bytes:
+        """A small file whole: open, fstat, read, close, each an io_uring operation (the
+        ``metadata`` workload's steps, none of which KAIO can do)."""
+        loop: Any = asyncio.get_running_loop()
+        fd = await loop.uring_openat(path)
+        try:
+            size = (await loop.uring_fstat(fd)).st_size
+            return cast(bytes, await loop.uring_read(fd, size, 0))
+        finally:
+            await loop.uring_close(fd)
+
+    def aligned_buffer(self, size: int) -> Buffer:
+        return self._uring.aligned_buffer(size)
+
+    def stats(self) -> dict[str, Any] | None:
+        return snapshot_dict(asyncio.get_running_loop().uring_stats())  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------
 # The contenders
 # ---------------------------------------------------------------------------------------
 
@@ -448,6 +513,28 @@ class KaioContender(AsyncioContender):
         pass  # KAIO runs no threads
 
 
+class UringContender(AsyncioContender):
+    """The io_uring loop. Missing, with the loop's own reason, where io_uring cannot be
+    used (kernel.io_uring_disabled, a seccomp filter, a kernel older than 5.6)."""
+
+    def loop_factory(self, max_threads: int | None) -> LoopFactory | None:
+        return cast(LoopFactory, importlib.import_module("sysletloop.uring").new_event_loop)
+
+    def _configure(self, loop: asyncio.AbstractEventLoop, max_threads: int | None) -> None:
+        pass  # the loop runs no threads (io-wq's are the kernel's, sized by the kernel)
+
+    def _probe(self) -> Availability:
+        found = super()._probe()
+        if not found.available:
+            return found
+        module = importlib.import_module("sysletloop.uring")
+        try:
+            module.new_event_loop().close()
+        except module.UringUnsupportedError as exc:
+            return Availability(False, str(exc), found.version)
+        return found
+
+
 INLINE = frozenset({CALL, FILE, FS, ECHO})
 GENERIC = INLINE | {IN_FLIGHT}
 # A distinct loop: the net_throughput rows. asyncio-inline, sysletloop-eager and aiofiles
@@ -536,6 +623,16 @@ def contenders() -> list[Contender]:
             frozenset({FILE, ECHO}),
             KaioApi,
             module="sysletloop.kaio",
+            required_attrs=("new_event_loop", "aligned_buffer"),
+            distribution="sysletloop",
+        ),
+        UringContender(
+            "uring",
+            "the io_uring loop: open, read, write, fsync, statx, unlink and close through "
+            "io_uring (one io_uring_enter per iteration)",
+            frozenset({FILE, FS, ECHO}),
+            UringApi,
+            module="sysletloop.uring",
             required_attrs=("new_event_loop", "aligned_buffer"),
             distribution="sysletloop",
         ),

@@ -16,7 +16,7 @@ from benchmarks.workloads import all_workloads
 
 from .conftest import ROOT
 
-OURS = ("sysletloop", "kaio")  # contenders whose code is this project's
+OURS = ("sysletloop", "kaio", "uring")  # contenders whose code is this project's
 
 
 # Every workload on every contender, one test: 85 s at load 4 on the 2-vCPU VM (the file
