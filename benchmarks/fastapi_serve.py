@@ -135,8 +135,8 @@ def scaling_table(docs: Mapping[int, Mapping[str, Any]]) -> str:
     first = docs[counts[0]]["workloads"]["fastapi"]["results"]
     for name, result in first.items():
         for case in result.get("cases", {}):
-            rps = [_rps(docs[n], name, case) for n in counts]
-            cpu = [_rps(docs[n], name, case, "server_cpu") for n in counts]
+            rps = [_median(docs[n], name, case) for n in counts]
+            cpu = [_median(docs[n], name, case, "server_cpu") for n in counts]
             ratios = [_ratio(docs[n], name, case) for n in counts]
             lo, hi = rps[0], rps[-1]
             scaling = hi / lo if lo and hi else None
@@ -157,7 +157,7 @@ def _metric(
     return metric
 
 
-def _rps(doc: Mapping[str, Any], contender: str, case: str, name: str = "rps") -> float | None:
+def _median(doc: Mapping[str, Any], contender: str, case: str, name: str = "rps") -> float | None:
     metric = _metric(doc, contender, case, name)
     return None if metric is None else float(metric["median"])
 
