@@ -32,6 +32,15 @@ SYSCALL_NUMBERS: Final[dict[str, tuple[int, int, int, int, int]]] = {
 }
 
 
+def bind_syscall(libc: ctypes.CDLL, nargs: int) -> ctypes._NamedFuncPointer:
+    """libc's ``syscall(number, ...)`` taking ``nargs`` long arguments after the number
+    (also the io_uring loop's binding, ``sysletloop.uring._syscall``)."""
+    fn = libc["syscall"]  # indexing makes a fresh pointer; attribute access would share
+    fn.argtypes = [ctypes.c_long] * (1 + nargs)
+    fn.restype = ctypes.c_long
+    return fn
+
+
 class SyscallBackend:
     """The five calls, through ``syscall(2)``."""
 
@@ -40,17 +49,10 @@ class SyscallBackend:
             numbers
         )
         # _callN: syscall(number, N arguments)
-        self._call1 = self._bind(libc, 1)
-        self._call2 = self._bind(libc, 2)
-        self._call3 = self._bind(libc, 3)
-        self._call5 = self._bind(libc, 5)
-
-    @staticmethod
-    def _bind(libc: ctypes.CDLL, nargs: int) -> ctypes._NamedFuncPointer:
-        fn = libc["syscall"]  # indexing makes a fresh pointer; attribute access would share
-        fn.argtypes = [ctypes.c_long] * (1 + nargs)
-        fn.restype = ctypes.c_long
-        return fn
+        self._call1 = bind_syscall(libc, 1)
+        self._call2 = bind_syscall(libc, 2)
+        self._call3 = bind_syscall(libc, 3)
+        self._call5 = bind_syscall(libc, 5)
 
     @classmethod
     def load(cls) -> SyscallBackend:

@@ -27,6 +27,7 @@ import ctypes
 import platform
 from typing import Final
 
+from sysletloop.kaio._syscall import bind_syscall
 from sysletloop.uring._errors import UringUnsupportedError
 
 # (io_uring_setup, io_uring_enter, io_uring_register)
@@ -43,16 +44,9 @@ class Syscalls:
 
     def __init__(self, libc: ctypes.CDLL, numbers: tuple[int, int, int]) -> None:
         self._nr_setup, self._nr_enter, self._nr_register = numbers
-        self._call2 = self._bind(libc, 2)
-        self._call4 = self._bind(libc, 4)
-        self._call6 = self._bind(libc, 6)
-
-    @staticmethod
-    def _bind(libc: ctypes.CDLL, nargs: int) -> ctypes._NamedFuncPointer:
-        fn = libc["syscall"]  # indexing makes a fresh pointer; attribute access would share
-        fn.argtypes = [ctypes.c_long] * (1 + nargs)
-        fn.restype = ctypes.c_long
-        return fn
+        self._call2 = bind_syscall(libc, 2)
+        self._call4 = bind_syscall(libc, 4)
+        self._call6 = bind_syscall(libc, 6)
 
     @classmethod
     def load(cls) -> Syscalls:
