@@ -197,6 +197,35 @@ Steps that block unwrapped (``migrate_steps``, 3.12+; the code is in ``_steps``)
     steps are blocked (``steps_at_cap``).
     What a step may notice: the blocking call becomes a point where other tasks run,
     as an ``await`` is; and the step goes on on whichever thread was held.
+    Claimed at the call (``predict_blocking``, on by default; ``_stepcalls``): a claim
+    by the sampler makes its *place* (the innermost frame's code object and call
+    instruction) known, and CALL events go on for that code object. When the owner,
+    inside a step the iteration runs, is about to make a C call at a known place, the
+    CALL callback runs on it first and the owner claims its own step (Go's
+    ``entersyscallblock``, by place): steps 1 and 3 above, made by T itself before the
+    call starts. Step 0 and 2 are not needed: T is in the callback, at the call, not yet
+    in it; the next bytecode it can run in the chain is the instruction after the call
+    (or a handler), armed before the claim. Then the call runs, with the loop already
+    going on elsewhere, and 4 is unchanged. Not claimed so: a Python callee (its
+    bytecode would run beside the loop, unheld; the sampler never claims one either),
+    a call outside a step (an inline call, another thread), a step at the cap. A call
+    that returns within ``MISS_TIME`` of such a claim did not block: a *miss*; the place
+    is forgotten, until the sampler claims a step there again. A sampler's claim and
+    the owner's own claim of the same thread meet in ``_stephold.arm``, which allows
+    one hold per thread (the second arm fails and claims nothing), then under
+    ``own_lock`` by the epoch. Cost: twenty tasks made ready together that block at one
+    line stalled the loop for a sampler look and a hand-over each (0.45 ms); at the
+    call it is the hand-over alone.
+    The sampler's naps: after looks that find the loop polling, the sampler backs off
+    (to ``IDLE_MAX``) and naps on its condition with ``sampler_napping`` set (it writes
+    it; the owner clears it). The owner, back from a poll that could wait, finds the
+    flag and wakes it (``_wake_step_sampler``): a step run after an idle spell is looked
+    at within a base period, not a backed-off one. A wake lost to the race (the loop
+    left its poll before the flag was set) costs that nap, as before the flag.
+    Threads for a burst: a claim, or the sampler's first sight of a still step, asks
+    the thread cache for spares, one per handle waiting in ``_ready`` behind the step
+    (``SPARES_AHEAD`` at most), since a burst of claims needs one new owner each and a
+    thread start costs 100-250 us here; spares nobody takes age out as idle workers do.
 
 When threads run out (a cgroup's pids.max, RLIMIT_NPROC, threads-max, memory):
     The loop is never handed to a thread that does not exist. After the pop (2b) the
@@ -272,6 +301,11 @@ Rejected alternatives
       the syslet promise is that nothing moves unless something blocks.
     * A lock around "is this call still inline?": two lock operations per call on the
       fast path where one atomic ``list.pop`` decides the same race.
+    * Steps at known places: INSTRUCTION events at the call instead of CALL events
+      (a callback per instruction of the watched code, not per call); ``DISABLE`` for
+      the calls that are not places (a second place in the same code would need
+      ``restart_events()``, which re-enables every tool's disabled events); claiming a
+      Python callee at the call (its frames would run unheld).
     * Steps: catching Python that C code runs after the block with the global
       PY_START/PY_RESUME/PY_THROW events: 3.6-4.1x on call-heavy code in every thread
       while any step is held (the feasibility study, ``../shared/design/STEPS.md``).

@@ -56,7 +56,7 @@ from asyncio import base_events
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import _profile
+from . import _profile, _stepcalls
 from ._alltasks import install as _install_all_tasks
 from ._callrecord import CallRecord
 from ._home import HomeRun
@@ -174,6 +174,7 @@ class SysletEventLoop(StepClaimLoop):
             home_returns=sy.home_returns,
             claimed_steps=sy.claimed_steps,
             steps_at_cap=sy.steps_at_cap,
+            predicted_steps=sy.predicted_steps,
         )
 
     def syslet_callables(self) -> list[CallableStats]:
@@ -339,6 +340,7 @@ class SysletEventLoop(StepClaimLoop):
         sampler, sy.step_sampler = sy.step_sampler, None
         if sampler is not None:
             sampler.close()
+            _stepcalls.forget_loop(self)
         threads, sy.threads = sy.threads, None
         if threads is not None:
             sy.threads_started_before = threads.started
@@ -453,20 +455,23 @@ class SysletEventLoop(StepClaimLoop):
         # completion, the retry timer), and every iteration that has pending calls ends
         # in _run_pending_calls, which decides again.
         pending = sy.pending
+        # Finished blocked calls wake the poll through the self-pipe and are drained
+        # when it is read (_process_self_data), not tested for here.
+        event_list: list[Any] | None
         if (
             self._ready
             or self._stopping
             or (pending and sy.blocked_total - sy.blocked_drained < sy.max_blocked_now)
         ):
-            timeout: float | None = 0
+            event_list = self._selector.select(0)
         else:
-            timeout = None
+            timeout: float | None = None
             if scheduled:
                 timeout = min(max(0.0, scheduled[0]._when - self.time()), _MAXIMUM_SELECT_TIMEOUT)
-        # Finished blocked calls wake the poll through the self-pipe and are drained
-        # when it is read (_process_self_data), not tested for here.
-        event_list: list[Any] | None = self._selector.select(timeout)
-        self._process_events(event_list)  # type: ignore[arg-type]
+            event_list = self._selector.select(timeout)
+            if sy.sampler_napping:  # migrate_steps: the sampler naps while the loop polls
+                self._wake_step_sampler()
+        self._process_events(event_list)
         event_list = None  # break reference cycles if an exception follows
 
         end_time = self.time() + self._clock_resolution

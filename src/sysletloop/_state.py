@@ -93,6 +93,7 @@ class SysletState:
         "pending",
         "pending_counted_over_cap",
         "predicted_blocking",
+        "predicted_steps",
         "profiles",
         "queued_over_cap",
         "quiesce_waiters",
@@ -100,11 +101,13 @@ class SysletState:
         "retry_handle",
         "ring",
         "run_ending",
+        "sampler_napping",
         "short_of_threads",
         "stall_after",
         "stalled_calls",
         "steal_filed",
         "steal_requests",
+        "step_loop_code",
         "step_sampler",
         "step_sites",
         "steps_at_cap",
@@ -184,7 +187,12 @@ class SysletState:
         # run_forever, closed by close), the claims (under own_lock), the claims given up
         # at the cap (the sampler's thread only), and the sites (the owner's).
         self.step_sampler: StepSampler | None = None
+        self.step_loop_code: types.CodeType | None = None
+        # The sampler naps (backed off) while the loop polls; set by the sampler,
+        # cleared by the owner, which then wakes it after a poll (_wake_step_sampler).
+        self.sampler_napping = False
         self.claimed_steps = 0
+        self.predicted_steps = 0  # of claimed_steps: claimed by the owner, at the call
         self.steps_at_cap = 0
         self.step_sites: dict[tuple[types.CodeType, int, types.CodeType, int], list[Any]] = {}
         # --- counters written under own_lock (the watchdog's claim writes them too):

@@ -70,6 +70,9 @@ class SysletStats:
     ``steps_at_cap``
         Looks at a blocked step that found ``max_blocked_now`` calls and steps already
         blocked: the step kept the loop (a stall, as on a stock loop) while it lasted.
+    ``predicted_steps``
+        Of ``claimed_steps``, those claimed at the call itself, before it started: the
+        call was made at a place where a step blocked before (``predict_blocking``).
     """
 
     inline_completions: int
@@ -95,3 +98,4 @@ class SysletStats:
     home_returns: int
     claimed_steps: int = 0
     steps_at_cap: int = 0
+    predicted_steps: int = 0

@@ -122,13 +122,14 @@ def _claim_tool() -> int:
     raise RuntimeError(f"no sys.monitoring tool id is free for sysletloop ({taken})")
 
 
-def arm(hold: StepHold) -> None:
-    """Any thread: register ``hold`` and turn on INSTRUCTION events for its codes. The
-    thread must not have another hold."""
+def arm(hold: StepHold) -> bool:
+    """Any thread: register ``hold`` and turn on INSTRUCTION events for its codes. False
+    (nothing armed) if the thread has another hold: a sampler's claim and the owner's
+    own claim at a watched site (``_stepcalls``) can meet so."""
     with _lock:
         tool = _claim_tool()
         if hold.ident in _holds:
-            raise RuntimeError(f"thread {hold.ident} is already held")
+            return False
         events = _monitoring.events.INSTRUCTION
         armed = []
         try:
@@ -142,6 +143,7 @@ def arm(hold: StepHold) -> None:
             _disarm(armed)
             raise
         _holds[hold.ident] = hold
+        return True
 
 
 def release(hold: StepHold) -> bool:

@@ -33,14 +33,18 @@ import types
 import weakref
 from dataclasses import dataclass
 
-from . import _stephold
+from . import _stepcalls, _stephold
 from ._handover import HandOverRecord
 from ._stephold import StepHold
-from ._stepsampler import BlockedStep, StepSampler
+from ._stepsampler import BlockedStep, StepSampler, step_chain
 from ._takeback import TakeBackLoop
 from ._threadstate import OwnerThreadState, driving
 
 __all__ = ["BlockedSite", "ClaimedStep", "StepClaimLoop"]
+
+# Spares kept ahead of a burst of claims (see _want_step_spares), and for how long.
+SPARES_AHEAD = 16
+SPARES_FOR = 0.05  # seconds
 
 # Hold states, under own_lock: ARMED until the claimer commits (CLAIMED) or gives up
 # (CANCELLED), or the held thread resumes first (RELEASED: its call returned in time).
@@ -69,7 +73,7 @@ _CALL_LIKE = frozenset(
 class ClaimedStep(StepHold):
     """A blocked step's hold, with what the claim and the report need."""
 
-    __slots__ = ("owner_state", "since", "site", "state")
+    __slots__ = ("owner_state", "predicted", "since", "site", "state")
 
     def __init__(
         self, blocked: BlockedStep, codes: tuple[types.CodeType, ...], loop: object
@@ -87,6 +91,7 @@ class ClaimedStep(StepHold):
         self.since = blocked.since
         self.state = ARMED
         self.owner_state: object = None
+        self.predicted = False  # claimed by the owner at a watched site (_stepcalls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,7 @@ class StepClaimLoop(TakeBackLoop):
         """Owner, at ``run_forever``: make sure the sampler runs (and the thread cache and
         watchdog exist: a claim hands the loop to a worker, from the sampler's thread)."""
         sy = self._syslet
+        sy.step_loop_code = loop_code
         if sy.watchdog is None:
             self._start_threads()
         sampler = sy.step_sampler
@@ -131,15 +137,47 @@ class StepClaimLoop(TakeBackLoop):
             loop = ref()
             return loop is not None and loop._claim_step(blocked)
 
+        def on_sighted(blocked: BlockedStep) -> None:
+            loop = ref()
+            if loop is not None:
+                loop._want_step_spares()
+
+        def napping(value: bool) -> None:
+            loop = ref()
+            if loop is not None:
+                loop._syslet.sampler_napping = value
+
         _stephold.tool_id()  # fail here, on the owner, if no tool id is free
         sy.step_sampler = StepSampler(
             threshold=sy.options.block_threshold,
             owner=owner,
             on_blocked=on_blocked,
+            on_sighted=on_sighted,
+            napping=napping,
             handle_code=_HANDLE_RUN,
             loop_code=loop_code,
             name="sysletloop-sampler",
         )
+
+    def _want_step_spares(self) -> None:
+        """Sampler thread (a step seen still for the first time, or claimed), or the
+        owner (a claim at a watched site): a claim, or more, may follow, each needing a
+        thread to take the loop over; a thread start costs 100-250 us here, so have the
+        starter make spares now, one per handle waiting behind this step (the tasks
+        made ready with it tend to block alike), up to ``SPARES_AHEAD``."""
+        threads = self._syslet.threads
+        if threads is not None:
+            wanted = min(len(self._ready) + 1, SPARES_AHEAD)
+            threads.want_spares(wanted, time.monotonic() + SPARES_FOR)
+
+    def _wake_step_sampler(self) -> None:
+        """Owner, just back from a poll that could wait: the sampler naps (it found the
+        loop polling), and what runs next may block: have it look again now."""
+        sy = self._syslet
+        sy.sampler_napping = False
+        sampler = sy.step_sampler
+        if sampler is not None:
+            sampler.wake()
 
     def _claim_step(self, blocked: BlockedStep) -> bool:
         """Sampler thread: the owner has been still inside a handle (for the threshold,
@@ -157,14 +195,7 @@ class StepClaimLoop(TakeBackLoop):
             return False  # an inline or eager call (the watchdog's), or the owner changed
         if _stephold.is_held(blocked.ident):
             return False  # claimed already: its successor has not set _thread_id yet
-        if (
-            sy.blocked_total - sy.blocked_drained + sy.eager_outstanding >= sy.max_blocked_now
-            and not sy.steal_requests
-        ):
-            # At the cap: it stalls, as on a stock loop, counted once (the sampler's
-            # counter). Unless a thread waits to take the loop back: the successor
-            # grants it at once (it may hold what this step waits for), so the claim
-            # adds no thread for long.
+        if self._steps_at_cap():
             if not blocked.capped:
                 blocked.capped = True
                 sy.steps_at_cap += 1
@@ -178,7 +209,8 @@ class StepClaimLoop(TakeBackLoop):
         if codes is None:
             return False  # the loop's own code, not a user's step
         hold = ClaimedStep(blocked, codes, self)
-        _stephold.arm(hold)
+        if not _stephold.arm(hold):
+            return False  # the owner held itself meanwhile, at a watched site
         # Armed: from here the thread stops at its next instruction in any of these
         # codes. Is it still where it was seen, and still asleep in the kernel? (If it
         # moved on, it either passed through the callback already, RELEASED, or is past
@@ -211,7 +243,78 @@ class StepClaimLoop(TakeBackLoop):
             self._cancel_hold(hold)
             return False
         self._start_successor(hand_over, epoch, hold, id(hold), False, soon=True)
+        self._want_step_spares()
+        if sy.options.predict_blocking:
+            _stepcalls.watch(blocked.frame.f_code, blocked.lasti, self)
         return True
+
+    def _steps_at_cap(self) -> bool:
+        """At the cap: a step that blocks now stalls, as on a stock loop. Unless a thread
+        waits to take the loop back: the successor grants it at once (it may hold what
+        this step waits for), so the claim adds no thread for long."""
+        sy = self._syslet
+        return (
+            sy.blocked_total - sy.blocked_drained + sy.eager_outstanding >= sy.max_blocked_now
+            and not sy.steal_requests
+        )
+
+    def _claim_called_step(self, frame: types.FrameType, offset: int) -> None:
+        """The owner, in ``_stepcalls``' CALL callback, about to make a C call at a site
+        where a step blocked before: claim the step itself, before the call starts, so
+        the loop goes on elsewhere at once. The call then runs, and the thread is held
+        at its next instruction as after the sampler's claim. Nothing is claimed unless
+        this thread owns the loop and runs a step of it (not an inline call)."""
+        try:
+            self._claim_called_step_and_hand_over(frame, offset)
+        except Exception as exc:  # MemoryError, or a bug: nothing was claimed
+            self._note_fault("the claim of a step at a watched site", exc)
+
+    def _claim_called_step_and_hand_over(self, frame: types.FrameType, offset: int) -> None:
+        sy = self._syslet
+        ident = threading.get_ident()
+        if (
+            self._thread_id != ident
+            or sy.inline is not None
+            or sy.closing
+            or frame.f_lasti != offset
+            or _stephold.is_held(ident)
+            or self._steps_at_cap()
+        ):
+            return
+        loop_code = sy.step_loop_code
+        chain = None if loop_code is None else step_chain(frame, _HANDLE_RUN, loop_code)
+        if chain is None:
+            return  # not inside a step the iteration runs (an eager task's first step)
+        codes = _codes_to_arm(chain)
+        if codes is None:
+            return
+        blocked = BlockedStep(ident, sy.epoch, chain, time.monotonic())
+        hold = ClaimedStep(blocked, codes, self)
+        hold.predicted = True
+        if not _stephold.arm(hold):
+            return
+        # Armed: this thread stops at its next instruction in the step's frames, which is
+        # after the call (it runs no bytecode of the step before that).
+        hand_over = HandOverRecord(hold, migration=False)
+        with sy.own_lock:
+            if hold.state == ARMED and sy.epoch == blocked.epoch and not sy.closing:
+                hold.state = CLAIMED
+                hold.owner_state = sy.owner_state
+                sy.epoch += 1
+                epoch = sy.epoch
+                sy.hand_over = hand_over
+                sy.eager_outstanding += 1
+                sy.claimed_steps += 1
+                sy.predicted_steps += 1
+                claimed = True
+            else:
+                claimed = False
+        if not claimed:
+            self._cancel_hold(hold)
+            return
+        self._start_successor(hand_over, epoch, hold, id(hold), False, soon=True)
+        self._want_step_spares()
+        hold.since = time.monotonic()  # the call starts now: a miss is judged from here
 
     def _cancel_hold(self, hold: ClaimedStep) -> None:
         sy = self._syslet
@@ -232,6 +335,9 @@ class StepClaimLoop(TakeBackLoop):
         _stephold.release(hold)
         if state != CLAIMED:
             return
+        if hold.predicted and time.monotonic() - hold.since < _stepcalls.MISS_TIME:
+            code, lasti = hold.site[0], hold.site[1]
+            _stepcalls.forget(code, lasti, self)  # it did not block: a miss
         owner_state = hold.owner_state
         assert isinstance(owner_state, OwnerThreadState)
         if self._hand_over_failed(hold, eager=True):

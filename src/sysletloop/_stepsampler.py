@@ -28,12 +28,20 @@ together each block at the same line, each stalls the loop for one look, not for
 threshold. After a claim the sampler looks every ``BURST_PERIOD`` for ``BURST_TIME``,
 since more claims tend to follow.
 
+While the loop polls, the sampler backs off and *naps* where the loop can wake it: the
+owner, back from a poll that could wait, wakes a napping sampler (``napping`` tells the
+loop), so a step that blocks after an idle spell is seen within a base period, not a
+backed-off one. At its first sight of a still step it tells the loop (``on_sighted``),
+which has spare threads started for the claims that may follow. (The protocol:
+``_handover``'s header.)
+
 Glossary
     look       one sample: the three questions above, with the GIL held.
     sighting   a step chain seen at a look; a *candidate* once seen with the CPU still.
     back-off   after looks that find the loop polling with its CPU still, the period
                doubles up to ``IDLE_MAX``; any look that finds work resets it.
     park       with no owner (the loop is not running) the sampler waits for ``wake``.
+    nap        backed off, the sampler waits one period for ``wake`` (``_nap``).
 
 Thread rules
     The sampler thread reads the owner's ident and epoch through ``owner()`` (the loop
@@ -69,6 +77,7 @@ import time
 import types
 from collections.abc import Callable
 
+from ._stephold import is_held as _is_held
 from ._timerslack import reduce_timer_slack
 
 __all__ = ["BlockedStep", "StepSampler"]
@@ -92,6 +101,9 @@ BURST_TIME = 0.05  # seconds
 # owner again (it may have changed, or the loop closed): 50 GIL acquisitions a second
 # from a loop that computes all along, and what ``close()`` may wait for the thread.
 MAX_WAIT = 0.02  # seconds
+# While the owner is a thread just claimed (its successor not yet running), look again
+# this soon: the successor needs a thread wake-up and the GIL, 20-100 us.
+HELD_NAP = 0.00002  # seconds
 # Known sites kept at most (code object, instruction offset); the set starts again past it.
 MAX_KNOWN = 4096
 
@@ -150,6 +162,8 @@ class StepSampler:
         threshold: float,
         owner: Callable[[], tuple[int, int] | None],
         on_blocked: Callable[[BlockedStep], bool],
+        on_sighted: Callable[[BlockedStep], None],
+        napping: Callable[[bool], None],
         handle_code: types.CodeType,
         loop_code: types.CodeType,
         name: str,
@@ -161,6 +175,8 @@ class StepSampler:
         self._period = min(max(threshold / 2, 0.0002), IDLE_MAX)
         self._owner = owner
         self._on_blocked = on_blocked
+        self._on_sighted = on_sighted
+        self._napping = napping
         self._handle_code = handle_code
         self._loop_code = loop_code
         self._cond = threading.Condition(threading.Lock())
@@ -228,6 +244,12 @@ class StepSampler:
             self._park()
             return self._period
         ident, epoch = who
+        if _is_held(ident):
+            # Claimed: its successor has not taken the loop yet (it is still
+            # ``_thread_id``). Its clock is still, and a look would be wasted: wait for
+            # the successor, without the GIL.
+            time.sleep(HELD_NAP)
+            return self._next(_monotonic())
         if ident != self._ident or epoch != self._epoch:
             self._ident, self._epoch = ident, epoch
             self._candidate = None
@@ -235,7 +257,12 @@ class StepSampler:
             clock = _cpu_clock(ident)
         except (OSError, OverflowError):  # the thread is gone: the owner changes
             clock = None
-        still = -1.0 if clock is None else _wait_still(clock, period, CPU_SHARE, MAX_WAIT)
+        if clock is None:
+            still = -1.0
+        elif period > self._period:
+            still = self._nap(clock, period)
+        else:
+            still = _wait_still(clock, period, CPU_SHARE, MAX_WAIT)
         self.looks += 1
         now = _monotonic()
         if still <= 0.0 or self._owner() != who:
@@ -255,6 +282,8 @@ class StepSampler:
         if candidate is None or candidate.frame is not top or candidate.lasti != top.f_lasti:
             self._candidate = candidate = BlockedStep(ident, epoch, chain, now - still)
             if (top.f_code, candidate.lasti) not in self._known:
+                with contextlib.suppress(Exception):  # the loop logs its own faults
+                    self._on_sighted(candidate)
                 return self._next(now)
         elif candidate.reported or now - candidate.since < self._threshold:
             return self._next(now)
@@ -270,6 +299,33 @@ class StepSampler:
             self._known.add((top.f_code, candidate.lasti))
             self._burst_until = now + BURST_TIME
         return self._next(now)
+
+
+    def _nap(self, clock: int, period: float) -> float:
+        """Backed off (the loop was polling): ``_wait_still``'s answer for one ``period``,
+        waiting where the loop can end the wait when its poll returns (``wake``). Woken,
+        the loop is about to run handles: 0.0, so that the next look comes at the base
+        period. (A loop that left its poll just before the flag was set does not wake
+        the nap: it is seen at the nap's end, as without the flag.)"""
+        try:
+            cpu0 = _clock_gettime(clock)
+        except OSError:
+            return -1.0
+        t0 = _monotonic()
+        self._napping(True)
+        with self._cond:
+            if not self._woken and not self._closed:
+                self._cond.wait(period)
+            woken, self._woken = self._woken, False
+        self._napping(False)
+        if woken:
+            return 0.0
+        elapsed = _monotonic() - t0
+        try:
+            cpu = _clock_gettime(clock)
+        except OSError:
+            return -1.0
+        return elapsed if cpu - cpu0 < CPU_SHARE * elapsed else 0.0
 
 
 def _wait_still_in_python(clock: int, period: float, share: float, max_wait: float) -> float:

@@ -132,10 +132,14 @@ class ThreadCache:
 
     def want_spares(self, count: int, until: float) -> None:
         """Keep ``count`` workers idle until ``until`` (``time.monotonic()``), started by
-        the starter thread; never waits for a worker to start."""
+        the starter thread; never waits for a worker to start. A wish still in force
+        for more spares, or for longer, is kept (the larger count, the later deadline)."""
         with self._lock:
             if self._closed:
                 return
+            if time.monotonic() < self._spares_until:
+                count = max(count, self._spares)
+                until = max(until, self._spares_until)
             self._spares = count
             self._spares_until = until
             starter = self._starter_to_start()
