@@ -140,24 +140,60 @@ class StepClaimLoop(TakeBackLoop):
         def on_sighted(blocked: BlockedStep) -> None:
             loop = ref()
             if loop is not None:
-                loop._want_step_spares()
+                loop._step_sighted(blocked)
 
         def napping(value: bool) -> None:
             loop = ref()
             if loop is not None:
                 loop._syslet.sampler_napping = value
 
-        _stephold.tool_id()  # fail here, on the owner, if no tool id is free
-        sy.step_sampler = StepSampler(
-            threshold=sy.options.block_threshold,
-            owner=owner,
-            on_blocked=on_blocked,
-            on_sighted=on_sighted,
-            napping=napping,
-            handle_code=_HANDLE_RUN,
-            loop_code=loop_code,
-            name="sysletloop-sampler",
-        )
+        try:
+            _stephold.tool_id()  # every sys.monitoring id we could use may be taken
+        except RuntimeError as exc:
+            # Steps stall as on a stock loop; said once, never a failed run.
+            self._note_fault("holding blocked steps (migrate_steps is off for this loop)", exc)
+            return
+        try:
+            sy.step_sampler = StepSampler(
+                threshold=sy.options.block_threshold,
+                owner=owner,
+                on_blocked=on_blocked,
+                on_sighted=on_sighted,
+                napping=napping,
+                handle_code=_HANDLE_RUN,
+                loop_code=loop_code,
+                poll_code=getattr(type(self._selector).select, "__code__", None),
+                name="sysletloop-sampler",
+            )
+        except Exception as exc:  # no thread (a PID limit, memory): steps stall until
+            # threads can be started again (_revive_watchdog, on the retry timer)
+            self._note_shortage("starting the step sampler", exc)
+            self._schedule_retry()
+
+    def _revive_watchdog(self) -> None:
+        """Owner, between calls: replace a watchdog, or a step sampler, that never
+        started or has died."""
+        super()._revive_watchdog()
+        sy = self._syslet
+        sampler = sy.step_sampler
+        loop_code = sy.step_loop_code
+        if (
+            sy.options.migrate_steps
+            and loop_code is not None
+            and (sampler is None or not sampler.is_alive())
+            and self.is_running()
+        ):
+            self._start_step_sampler(loop_code)
+
+    def _step_sighted(self, blocked: BlockedStep) -> None:
+        """Sampler thread: a step seen still for the first time. If it waits in the
+        kernel at a call (rule 0 of the claim; not a thread the OS merely preempted),
+        claims may follow: have spares started for them."""
+        if blocked.frame.f_code.co_code[blocked.lasti] not in _CALL_LIKE:
+            return
+        tid = _native_id(blocked.ident)
+        if tid is not None and _sleeping(tid):
+            self._want_step_spares()
 
     def _want_step_spares(self) -> None:
         """Sampler thread (a step seen still for the first time, or claimed), or the
@@ -166,9 +202,13 @@ class StepClaimLoop(TakeBackLoop):
         starter make spares now, one per handle waiting behind this step (the tasks
         made ready with it tend to block alike), up to ``SPARES_AHEAD``."""
         threads = self._syslet.threads
-        if threads is not None:
+        if threads is None:
+            return
+        try:
             wanted = min(len(self._ready) + 1, SPARES_AHEAD)
             threads.want_spares(wanted, time.monotonic() + SPARES_FOR)
+        except Exception as exc:  # the starter thread could not start (or MemoryError)
+            self._note_shortage("starting a spare thread", exc)
 
     def _wake_step_sampler(self) -> None:
         """Owner, just back from a poll that could wait: the sampler naps (it found the

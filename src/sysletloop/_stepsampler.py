@@ -101,6 +101,9 @@ BURST_TIME = 0.05  # seconds
 # owner again (it may have changed, or the loop closed): 50 GIL acquisitions a second
 # from a loop that computes all along, and what ``close()`` may wait for the thread.
 MAX_WAIT = 0.02  # seconds
+# The longest nap while the loop is in its poll: the loop wakes the sampler when the poll
+# returns, so this only bounds how long a sampler idles unseen (and ``close`` wakes it).
+NAP_MAX = 1.0  # seconds
 # While the owner is a thread just claimed (its successor not yet running), look again
 # this soon: the successor needs a thread wake-up and the GIL, 20-100 us.
 HELD_NAP = 0.00002  # seconds
@@ -166,6 +169,7 @@ class StepSampler:
         napping: Callable[[bool], None],
         handle_code: types.CodeType,
         loop_code: types.CodeType,
+        poll_code: types.CodeType | None,
         name: str,
     ) -> None:
         self._threshold = threshold
@@ -179,6 +183,7 @@ class StepSampler:
         self._napping = napping
         self._handle_code = handle_code
         self._loop_code = loop_code
+        self._poll_code = poll_code  # the selector's select(), as _run_once calls it
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
         self._woken = False
@@ -260,7 +265,7 @@ class StepSampler:
         if clock is None:
             still = -1.0
         elif period > self._period:
-            still = self._nap(clock, period)
+            still = self._nap(ident, clock, period)
         else:
             still = _wait_still(clock, period, CPU_SHARE, MAX_WAIT)
         self.looks += 1
@@ -301,21 +306,24 @@ class StepSampler:
         return self._next(now)
 
 
-    def _nap(self, clock: int, period: float) -> float:
-        """Backed off (the loop was polling): ``_wait_still``'s answer for one ``period``,
+    def _nap(self, ident: int, clock: int, period: float) -> float:
+        """Backed off (the loop was polling): ``_wait_still``'s answer for one nap,
         waiting where the loop can end the wait when its poll returns (``wake``). Woken,
         the loop is about to run handles: 0.0, so that the next look comes at the base
-        period. (A loop that left its poll just before the flag was set does not wake
-        the nap: it is seen at the nap's end, as without the flag.)"""
+        period. The flag is written first, then the owner looked at: if it is in its
+        iteration's poll now, it will read the flag when the poll returns (it needs the
+        GIL for that, after this write), so the nap may last ``NAP_MAX``; if not (it left
+        the poll before the flag was written, and may be in a step), one ``period``."""
         try:
             cpu0 = _clock_gettime(clock)
         except OSError:
             return -1.0
         t0 = _monotonic()
         self._napping(True)
+        nap = NAP_MAX if self._in_poll(ident) else period
         with self._cond:
             if not self._woken and not self._closed:
-                self._cond.wait(period)
+                self._cond.wait(nap)
             woken, self._woken = self._woken, False
         self._napping(False)
         if woken:
@@ -326,6 +334,16 @@ class StepSampler:
         except OSError:
             return -1.0
         return elapsed if cpu - cpu0 < CPU_SHARE * elapsed else 0.0
+
+
+    def _in_poll(self, ident: int) -> bool:
+        """Is thread ``ident`` in the loop's poll: the selector's ``select`` called by the
+        iteration itself (not a selector a step uses, as ``subprocess.run`` does)?"""
+        frame = _current_frames().get(ident)
+        if frame is None or frame.f_code is not self._poll_code:
+            return False
+        back = frame.f_back
+        return back is not None and back.f_code is self._loop_code
 
 
 def _wait_still_in_python(clock: int, period: float, share: float, max_wait: float) -> float:

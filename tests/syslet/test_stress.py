@@ -20,22 +20,33 @@ from .helpers import this_loop
 
 
 class OneOwner:
-    """Checks, from inside task steps, that the loop runs on one thread at a time."""
+    """Checks, from inside task steps, that the loop runs on one thread at a time.
+
+    With ``migrate_steps`` a step may be claimed in its ``time.sleep(0)`` (a wait for
+    the GIL looks like a block): other steps then run while it is held, as at an
+    ``await``, and it goes on only once its thread owns the loop again. That is
+    allowed; a step going on while another thread owns the loop is not."""
 
     def __init__(self, loop: sysletloop.SysletEventLoop) -> None:
         self.loop = loop
         self.active: int | None = None
+        self.active_claimed = 0  # claimed_steps when ``active`` was set
         self.threads: set[int] = set()
         self.violations = 0
 
     def step(self) -> None:
         me = threading.get_ident()
-        if self.loop._thread_id != me or self.active is not None:
+        claimed = self.loop._syslet.claimed_steps
+        if self.loop._thread_id != me:
             self.violations += 1
+        elif self.active is not None and claimed == self.active_claimed:
+            self.violations += 1  # another step is inside, and was not claimed
         self.active = me
+        self.active_claimed = claimed
         self.threads.add(me)
         time.sleep(0)  # release the GIL: another thread running the loop would get in here
-        if self.active != me:
+        intruded = self.active != me and self.loop._syslet.claimed_steps == claimed
+        if self.loop._thread_id != me or intruded:
             self.violations += 1
         self.active = None
 
