@@ -41,6 +41,8 @@ import types
 import weakref
 from typing import Any
 
+from ._stephold import use_free_tool
+
 __all__ = ["C_CALLABLES", "MISS_TIME", "forget", "forget_loop", "watch", "watched"]
 
 _monitoring: Any = getattr(sys, "monitoring", None)
@@ -83,14 +85,9 @@ def _claim_tool() -> int | None:
     global _tool, _no_tool
     if _tool is not None or _no_tool or _monitoring is None:
         return _tool
-    for tool in _CANDIDATE_TOOLS:
-        if _monitoring.get_tool(tool) is None:
-            _monitoring.use_tool_id(tool, "sysletloop-calls")
-            _monitoring.register_callback(tool, _monitoring.events.CALL, _on_call)
-            _tool = tool
-            return tool
-    _no_tool = True
-    return None
+    _tool = use_free_tool(_CANDIDATE_TOOLS, "sysletloop-calls", _monitoring.events.CALL, _on_call)
+    _no_tool = _tool is None
+    return _tool
 
 
 def watch(code: types.CodeType, offset: int, loop: Any) -> bool:

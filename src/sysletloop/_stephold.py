@@ -63,7 +63,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["StepHold", "arm", "available", "release", "tool_id"]
+__all__ = ["StepHold", "arm", "available", "release", "tool_id", "use_free_tool"]
 
 _monitoring: Any = getattr(sys, "monitoring", None)
 _get_ident = threading.get_ident
@@ -112,14 +112,26 @@ def _claim_tool() -> int:
         return _tool
     if _monitoring is None:
         raise RuntimeError("holding a blocked step needs sys.monitoring (CPython 3.12+)")
-    for tool in _CANDIDATE_TOOLS:
-        if _monitoring.get_tool(tool) is None:
-            _monitoring.use_tool_id(tool, "sysletloop")
-            _monitoring.register_callback(tool, _monitoring.events.INSTRUCTION, _on_instruction)
-            _tool = tool
-            return tool
+    events = _monitoring.events
+    tool = use_free_tool(_CANDIDATE_TOOLS, "sysletloop", events.INSTRUCTION, _on_instruction)
+    if tool is not None:
+        _tool = tool
+        return tool
     taken = ", ".join(f"{t}: {_monitoring.get_tool(t)}" for t in _CANDIDATE_TOOLS)
     raise RuntimeError(f"no sys.monitoring tool id is free for sysletloop ({taken})")
+
+
+def use_free_tool(
+    candidates: tuple[int, ...], name: str, event: int, callback: Callable[..., Any]
+) -> int | None:
+    """Take the first of ``candidates`` that no tool uses, as ``name``, with ``callback``
+    for ``event``; None if every one is taken. (Also ``_stepcalls``' way to its id.)"""
+    for tool in candidates:
+        if _monitoring.get_tool(tool) is None:
+            _monitoring.use_tool_id(tool, name)
+            _monitoring.register_callback(tool, event, callback)
+            return tool
+    return None
 
 
 def arm(hold: StepHold) -> bool:
