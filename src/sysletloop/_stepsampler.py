@@ -41,12 +41,15 @@ Glossary
     back-off   after looks that find the loop polling with its CPU still, the period
                doubles up to ``IDLE_MAX``; any look that finds work resets it.
     park       with no owner (the loop is not running) the sampler waits for ``wake``.
-    nap        backed off, the sampler waits one period for ``wake`` (``_nap``).
+    nap        backed off, the sampler waits for ``wake``: one period, or up to
+               ``NAP_MAX`` when the owner is in its iteration's poll (``_nap``).
 
 Thread rules
     The sampler thread reads the owner's ident and epoch through ``owner()`` (the loop
     says how), and frames through ``sys._current_frames()``, all with the GIL. It
-    writes only its own fields. ``wake``/``close`` may be called from any thread.
+    writes only its own fields, and the loop's napping flag through ``napping`` (set
+    before a nap, cleared after it; the owner clears it too, then calls ``wake``: a
+    bool store under the GIL each). ``wake``/``close`` may be called from any thread.
 
 A thread waiting for the GIL also looks still (no CPU, same instruction). The sampler
 holds the GIL at each look, so the owner was not running bytecode then either way; a
@@ -305,7 +308,6 @@ class StepSampler:
             self._burst_until = now + BURST_TIME
         return self._next(now)
 
-
     def _nap(self, ident: int, clock: int, period: float) -> float:
         """Backed off (the loop was polling): ``_wait_still``'s answer for one nap,
         waiting where the loop can end the wait when its poll returns (``wake``). Woken,
@@ -334,7 +336,6 @@ class StepSampler:
         except OSError:
             return -1.0
         return elapsed if cpu - cpu0 < CPU_SHARE * elapsed else 0.0
-
 
     def _in_poll(self, ident: int) -> bool:
         """Is thread ``ident`` in the loop's poll: the selector's ``select`` called by the
