@@ -80,9 +80,13 @@ def test_echo_on_a_loop_under_tcp_load(tmp_path: Path, loop: str) -> None:
     if loop in (SUBJECT, STEPS):
         assert stats is not None
         # no blocking call was submitted: the syslet machinery did nothing at all
-        assert stats["inline_completions"] == 0 and stats["threads_started"] == 0
-        assert stats["migrations"] == 0
+        assert stats["inline_completions"] == 0 and stats["migrations"] == 0
         assert stats.get("claimed_steps", 0) == 0  # and no step blocked
+        if loop == SUBJECT:
+            assert stats["threads_started"] == 0
+        # (With migrate_steps, a step that waits for the GIL at a call under this load
+        # looks asleep in the kernel to the sampler, which has a spare thread started
+        # ahead of a claim that need not come: a thread, no claim.)
     else:
         assert stats is None  # stock asyncio has no counters
 
