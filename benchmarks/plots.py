@@ -38,6 +38,7 @@ COLOURS: Mapping[str, str] = {
     "sysletloop-eager": "#ff7f0e",
     "sysletloop-away": "#e377c2",
     "sysletloop-anyio": "#8b0000",
+    "sysletloop-uring": "#c51b7d",
     "kaio": "#9467bd",
     "uring": "#6a3d9a",
     "fio-io_uring": "#555555",

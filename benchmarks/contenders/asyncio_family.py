@@ -505,6 +505,28 @@ class SysletStepsContender(SysletContender):
         return found
 
 
+class SysletUringContender(SysletContender):
+    """sysletloop with ``uring_reads=True``: a positional read that would block (every
+    ``O_DIRECT`` one, and every one on a file system that cannot say, FUSE) is done by
+    io_uring instead of a spare thread. Rows of the file workloads only. Missing, with
+    the reason, where io_uring cannot be had (or the loop has no such option)."""
+
+    def __init__(self, name: str, description: str, provides: frozenset[str]) -> None:
+        super().__init__(name, description, provides, False, uring_reads=True)
+
+    def _probe(self) -> Availability:
+        found = super()._probe()
+        if not found.available:
+            return found
+        try:
+            importlib.import_module("sysletloop").new_event_loop(uring_reads=True).close()
+            reads = importlib.import_module("sysletloop._uringreads").UringReads.open()
+        except (TypeError, ImportError, OSError) as exc:  # UringError is an OSError
+            return Availability(False, f"{type(exc).__name__}: {exc}", found.version)
+        reads.close()
+        return found
+
+
 class KaioContender(AsyncioContender):
     def loop_factory(self, max_threads: int | None) -> LoopFactory | None:
         return cast(LoopFactory, importlib.import_module("sysletloop.kaio").new_event_loop)
@@ -603,6 +625,12 @@ def contenders() -> list[Contender]:
             "thread; the unwrapped and served_unwrapped workloads (net_throughput if named)",
             uvicorn_loop="benchmarks.fastapi_loops:migrate_steps",
             migrate_steps=True,
+        ),
+        SysletUringContender(
+            "sysletloop-uring",
+            "sysletloop with uring_reads=True: a read that would block (O_DIRECT, FUSE) "
+            "goes to io_uring, not to a thread; the file workloads",
+            frozenset({FILE}),
         ),
         SysletContender(
             "sysletloop-away",

@@ -49,7 +49,7 @@ class CallRecord:
         context: contextvars.Context,
         future: asyncio.Future[Any],
         profile: Profile,
-        read: tuple[int, int, int] | None,
+        read: tuple[int, int, int, object] | None,
     ) -> None:
         self.fn = fn
         self.args = args
@@ -57,7 +57,7 @@ class CallRecord:
         self.context = context
         self.future = future
         self.profile = profile
-        self.read = read  # (fd, n, offset) when the call is a plain os.pread
+        self.read = read  # (fd, n, offset, buffer or None): a plain os.pread or preadv
         self.result: Any = None
         self.exception: BaseException | None = None
         self.sent_away = False  # run on a spare thread from the start (never inline)

@@ -60,7 +60,7 @@ from . import _profile, _stepcalls
 from ._alltasks import install as _install_all_tasks
 from ._callrecord import CallRecord
 from ._home import HomeRun
-from ._nowait import WOULD_BLOCK, positional_read
+from ._nowait import WOULD_BLOCK, is_direct, positional_read
 from ._options import LoopOptions
 from ._profile import (
     CallableStats,
@@ -88,6 +88,7 @@ _format_handle: Callable[[Any], str] = getattr(base_events, "_format_handle", re
 # How asyncio turns a pool's concurrent.futures CancelledError/InvalidStateError into its
 # own (wrap_future); private in every supported version, hence looked up, not imported.
 _pread = os.pread
+_preadv = getattr(os, "preadv", None)
 _convert_future_exc: Callable[[BaseException], BaseException] = vars(asyncio.futures)[
     "_convert_future_exc"
 ]
@@ -163,6 +164,7 @@ class SysletEventLoop(StepClaimLoop):
             predicted_blocking=sy.predicted_blocking,
             nowait_reads=sy.nowait_reads,
             nowait_would_block=sy.nowait_would_block,
+            uring_reads=sy.uring_sent,
             eager_completions=sy.eager_completions,
             eager_blocked=sy.eager_blocked,
             eager_redirected=sy.eager_redirected,
@@ -341,6 +343,13 @@ class SysletEventLoop(StepClaimLoop):
         if sampler is not None:
             sampler.close()
             _stepcalls.forget_loop(self)
+        reads, sy.uring_reads = sy.uring_reads, None
+        if reads is not None:
+            self.remove_reader(reads.efd)
+            for call in reads.close():
+                assert isinstance(call, CallRecord)
+                call.future.cancel()
+                call.release()
         threads, sy.threads = sy.threads, None
         if threads is not None:
             sy.threads_started_before = threads.started
@@ -540,8 +549,10 @@ class SysletEventLoop(StepClaimLoop):
             self._check_thread()
         future: asyncio.Future[T] = self.create_future()
         read = None
-        if (fn is _pread or type(fn) is functools.partial) and sy.nowait.supported and not kwargs:
-            read = positional_read(fn, args)
+        if (fn is _pread or type(fn) is functools.partial or fn is _preadv) and not kwargs:
+            uring = sy.options.uring_reads
+            if sy.nowait.supported or uring:
+                read = positional_read(fn, args, vectored=uring)
         profile = sy.profiles.get(fn if profile_as is None else profile_as)
         sy.pending.append(CallRecord(fn, args, kwargs, context, future, profile, read))
         return future
@@ -654,10 +665,18 @@ class SysletEventLoop(StepClaimLoop):
         (served from the page cache, or sent to a spare because it would block)."""
         sy = self._syslet
         assert call.read is not None
+        if sy.options.uring_reads and is_direct(call.read[0]) and self._send_to_uring(call):
+            return True  # O_DIRECT: it waits for the device, whatever RWF_NOWAIT says
         data = sy.nowait.try_read(*call.read)
         if data is None:
-            return False  # short read, unsupported...: the plain path decides
+            # Short read, or a file system that cannot try without blocking: the plain
+            # path decides, or with uring_reads io_uring takes the latter.
+            return (
+                not sy.nowait.supported and sy.options.uring_reads and self._send_to_uring(call)
+            )
         if data is WOULD_BLOCK:
+            if sy.options.uring_reads and self._send_to_uring(call):
+                return True
             if sy.short_of_threads or not self._send_away(call):
                 return False  # no thread to send it to: the plain path decides
             sy.nowait_would_block += 1
@@ -668,6 +687,51 @@ class SysletEventLoop(StepClaimLoop):
         sy.inline_completions += 1
         self._deliver(call)
         return True
+
+    def _send_to_uring(self, call: CallRecord) -> bool:
+        """The uring_reads option: start ``call`` (a positional read) on the loop's
+        io_uring; the ring's eventfd reader resolves it. False if io_uring cannot be had
+        or cannot take it now (the caller's other path runs it)."""
+        sy = self._syslet
+        reads = sy.uring_reads
+        if reads is None:
+            if sy.uring_failed:
+                return False
+            from ._uringreads import UringReads  # only with the option: io_uring's modules
+
+            try:
+                reads = UringReads.open()
+            except OSError as exc:  # UringError is one
+                sy.uring_failed = True
+                logger.warning(
+                    "sysletloop: uring_reads cannot have io_uring (%s); reads that would "
+                    "block go to threads",
+                    exc,
+                )
+                return False
+            self.add_reader(reads.efd, self._reap_uring_reads)
+            sy.uring_reads = reads
+        assert call.read is not None
+        if not reads.submit(call, *call.read):
+            return False
+        sy.uring_sent += 1
+        return True
+
+    def _reap_uring_reads(self) -> None:
+        """The ring's eventfd is readable: resolve the reads that completed (owner)."""
+        sy = self._syslet
+        reads = sy.uring_reads
+        if reads is None:
+            return
+        for call, outcome in reads.reap():
+            assert isinstance(call, CallRecord)
+            if isinstance(outcome, OSError):
+                call.exception = outcome
+            else:
+                call.result = outcome
+            self._deliver(call)
+        if sy.quiesce_waiters and sy.is_quiet():
+            self._release_quiesce_waiters()
 
     def _send_away(self, call: CallRecord) -> bool:
         """Run ``call`` on a spare thread from the start: it is known (or predicted) to

@@ -74,6 +74,13 @@ class LoopOptions:
         no code of the step ever runs beside the loop. Needs ``sys.monitoring``
         (CPython 3.12+): ``True`` on 3.11 is a ``ValueError``. Off by default (see the
         README for why).
+    ``uring_reads``
+        Whether a positional read (``os.pread``, ``os.preadv`` into one buffer) that
+        ``RWF_NOWAIT`` says would block, or that a file system cannot try without
+        blocking (FUSE), is done by io_uring, the loop resolving it from the ring's
+        completion, instead of by a spare thread. Off by default. Where io_uring cannot
+        be had (disabled, seccomp, not Linux) the reads take the thread path; the loop
+        logs why, once.
     """
 
     block_threshold: float = DEFAULT_BLOCK_THRESHOLD
@@ -84,6 +91,7 @@ class LoopOptions:
     route_anyio: bool = False
     home_affinity: bool = True
     migrate_steps: bool = False
+    uring_reads: bool = False
 
     def __post_init__(self) -> None:
         _check_seconds("block_threshold", self.block_threshold, upper=60.0)
@@ -93,7 +101,8 @@ class LoopOptions:
         if self.max_blocked < 1:
             raise ValueError(f"max_blocked must be at least 1, got {self.max_blocked}")
         for name in (
-            "route_executor", "predict_blocking", "route_anyio", "home_affinity", "migrate_steps"
+            "route_executor", "predict_blocking", "route_anyio", "home_affinity", "migrate_steps",
+            "uring_reads",
         ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, bool):

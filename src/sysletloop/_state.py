@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ._takeback import StealRequest
     from ._threadcache import ThreadCache
     from ._threadstate import OwnerThreadState
+    from ._uringreads import UringReads
     from ._watchdog import Watchdog
 
 __all__ = ["Handle", "SysletLoopBase", "SysletState", "Timer"]
@@ -116,6 +117,9 @@ class SysletState:
         "threads",
         "threads_reused_before",
         "threads_started_before",
+        "uring_failed",
+        "uring_reads",
+        "uring_sent",
         "waited_for_threads",
         "watchdog",
     )  # fmt: skip
@@ -152,6 +156,11 @@ class SysletState:
         self.profiles = ProfileTable()
         self.eager_profiles: dict[object, Profile] = {}
         self.nowait = NowaitReads()
+        # --- the uring_reads option (_uringreads): the owner's ring, made at the first
+        # read that would block; uring_failed once it could not be made (said once).
+        self.uring_reads: UringReads | None = None
+        self.uring_failed = False
+        self.uring_sent = 0
         # --- thread shortage (see "When threads run out" in _handover). cap: the cap on
         # blocked calls, the option lowered to what the process's limits allow;
         # max_blocked_now: what the submit path compares against, cap or 0 while short
@@ -203,7 +212,11 @@ class SysletState:
 
     def is_quiet(self) -> bool:
         """No call pending or blocked (owner)."""
-        return not self.pending and self.blocked_total == self.blocked_drained
+        return (
+            not self.pending
+            and self.blocked_total == self.blocked_drained
+            and not (self.uring_reads is not None and self.uring_reads.in_flight)
+        )
 
 
 class Handle(Protocol):

@@ -38,7 +38,11 @@ class SysletStats:
         Positional reads served inline from the page cache (``RWF_NOWAIT``).
     ``nowait_would_block``
         Positional reads that ``RWF_NOWAIT`` said would block: sent to a spare thread
-        at once, without waiting out the threshold.
+        at once, without waiting out the threshold (with ``uring_reads``: those that
+        io_uring could not take).
+    ``uring_reads``
+        Positional reads done by io_uring (the ``uring_reads`` option): would block, or
+        on a file system that cannot say.
     ``eager_completions``
         Eager calls (``call_eager``) that returned within the threshold.
     ``eager_blocked``
@@ -99,3 +103,4 @@ class SysletStats:
     claimed_steps: int = 0
     steps_at_cap: int = 0
     predicted_steps: int = 0
+    uring_reads: int = 0

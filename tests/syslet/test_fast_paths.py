@@ -153,9 +153,9 @@ def test_positional_read_recognises_pread_however_it_is_submitted() -> None:
     import functools
 
     ctx = contextvars.copy_context()
-    assert positional_read(os.pread, (3, 4096, 0)) == (3, 4096, 0)
-    assert positional_read(functools.partial(ctx.run, os.pread, 3, 10, 5), ()) == (3, 10, 5)
-    assert positional_read(functools.partial(os.pread, 3), (10, 5)) == (3, 10, 5)
+    assert positional_read(os.pread, (3, 4096, 0)) == (3, 4096, 0, None)
+    assert positional_read(functools.partial(ctx.run, os.pread, 3, 10, 5), ()) == (3, 10, 5, None)
+    assert positional_read(functools.partial(os.pread, 3), (10, 5)) == (3, 10, 5, None)
     assert positional_read(os.read, (3, 10)) is None
     assert positional_read(os.pread, (3, 0, 0)) is None  # nothing to read
     assert positional_read(os.pread, (3, 10, -1)) is None  # let pread raise

@@ -1,0 +1,270 @@
+"""Positional reads that would block, done by io_uring instead of a thread (``uring_reads``).
+
+The loop already tries a plain positional read (``os.pread(fd, n, offset)``; with this
+option also ``os.preadv(fd, [buffer], offset)``) with ``RWF_NOWAIT`` first (``_nowait``):
+a page-cache hit completes inline. Without the option a read that would block goes to a
+spare thread, which then sleeps in it: a thread (tens of KiB) per read in flight, and a
+hand-off per read. With it, the read becomes an ``IORING_OP_READ`` on a ring the loop
+owns. The kernel does the read (queued straight to a device that can take it without
+blocking, or on its own io-wq worker for a file system that cannot: FUSE, NFS) and posts
+a completion; the ring's eventfd is a reader on the loop's selector, and the callback
+resolves the call's future from the completion. No thread of ours, no hand-over: the
+syslet idea done inside the kernel, which is where Linux took it (the paper's §4.2 risk,
+memory per blocked operation, becomes the kernel's ``io_kiocb`` for a device read).
+A file system without ``RWF_NOWAIT`` (the kernel answers ``EOPNOTSUPP``, as FUSE does)
+gives no inline answer at all; with this option its reads go to the ring too, where
+io_uring makes the same try itself.
+
+Threads
+    The ring belongs to the loop's owner, whichever thread that is at the moment. Only the
+    owner submits (from the pending-call queue), reaps (the eventfd's reader callback,
+    run by the loop) and closes (``loop.close``, with the loop stopped). Ownership changes
+    hands only through the loop's hand-over, which takes ``own_lock``: that orders one
+    owner's ring writes before the next owner's reads. Nothing here is locked.
+
+The kernel side, and the one way the loop's moves show through
+    io_uring posts a device read's completion by *task work* run on the thread that
+    submitted it (its default notification, like a signal with no handler): the loop's
+    thread when it submitted, but that thread may since have lost the loop, be parked in
+    the thread cache, or be blocked in another call. An interruptible wait (the cache's
+    lock, a socket, ``epoll_wait``) is woken to run the task work and resumes; a thread in
+    an uninterruptible wait (a disk read of its own) posts the completion only when it
+    wakes. The read is done by then; its result is late by that wait. A thread that
+    exits hands its task work to the kernel's fallback worker.
+
+Invariants
+    * A submitted read is in ``_slots`` (with its buffer) until its completion has been
+      reaped: the kernel may write the buffer until then.
+    * ``in_flight`` (the reads in ``_slots``) never exceeds the SQ size, so the CQ ring
+      (twice as big) cannot overflow, and every SQE is consumed by the ``io_uring_enter``
+      that follows it (else it is withdrawn before that returns to the caller).
+    * ``close`` returns after every completion, or after ``DRAIN_TIMEOUT`` with the
+      buffers of the reads still in the kernel kept for the life of the process
+      (``_UNRETURNED``): never freed memory the kernel may write.
+
+Rejected alternatives
+    * The io_uring loop's own machinery (``sysletloop.uring``): it lives in the methods
+      of a loop subclass (15 operations, cancellation, queueing past the ring); a syslet
+      loop needs one operation, whose callers are already counted and capped.
+    * Batching the submissions (the io_uring loop enters every 3 SQEs): a read submitted
+      here comes from one pending call at a time, and the next iteration's poll would wait
+      for it; one ``io_uring_enter`` per read starts the device at once.
+    * ``ASYNC_CANCEL`` for a cancelled caller: a read takes as long as the device; the
+      completion is dropped when it comes (the future is already cancelled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import select
+import sys
+import time
+from typing import Final
+
+from sysletloop.uring import _abi
+from sysletloop.uring._errors import (
+    UringUnsupportedError,
+    disabled_error,
+    missing_opcodes_error,
+    probe_unsupported_error,
+    read_proc,
+    seccomp_mode,
+    setup_error,
+)
+from sysletloop.uring._ring import Ring
+from sysletloop.uring._syscall import Syscalls
+
+__all__ = ["DRAIN_TIMEOUT", "ENTRIES", "UringReads"]
+
+# SQ entries: the most reads in the kernel at once (the loop's max_blocked caps calls in
+# flight on threads; these are not threads). Beyond it a read takes the thread path.
+ENTRIES: Final = 256
+# How long close() waits for reads still in the kernel (a device read takes ms; a dead
+# FUSE server can hold one for ever).
+DRAIN_TIMEOUT: Final = 5.0
+
+_U32: Final = 0xFFFFFFFF
+_PACK_SQE: Final = _abi.SQE_HEAD.pack_into
+_CQE_UNPACK: Final = _abi.CQE.iter_unpack
+_OP_READ: Final = _abi.IORING_OP_READ
+_c_char: Final = ctypes.c_char
+_addressof: Final = ctypes.addressof
+
+# Memory lent to reads whose completion close() could not wait for.
+_UNRETURNED: list[object] = []
+
+
+class UringReads:
+    """A ring for the loop's reads. ``open`` it; ``submit``; ``reap`` when ``efd`` is
+    readable; ``close``."""
+
+    __slots__ = ("_free", "_head", "_ring", "_slots", "_tail", "efd", "in_flight")
+
+    def __init__(self, ring: Ring, efd: int) -> None:
+        self._ring = ring
+        self.efd = efd
+        n = ring.sq_entries
+        # slot -> (call, holder of the buffer's memory, the buffer when the call is an
+        # os.pread and so returns bytes, else None: os.preadv returns the count)
+        self._slots: list[tuple[object, object, bytearray | None] | None] = [None] * n
+        self._free = list(range(n - 1, -1, -1))
+        self._tail = 0
+        self._head = 0
+        self.in_flight = 0
+
+    @classmethod
+    def open(cls, entries: int = ENTRIES) -> UringReads:
+        """A ring with its eventfd; raises ``UringError`` (``UringUnsupportedError`` with the
+        reason where io_uring cannot be had: not Linux, disabled, seccomp, too old)."""
+        if sys.platform != "linux":
+            raise UringUnsupportedError(
+                errno.ENOSYS, f"uring_reads needs Linux io_uring; this is {sys.platform!r}"
+            )
+        disabled = read_proc("/proc/sys/kernel/io_uring_disabled")
+        refused = disabled_error(disabled)
+        if refused is not None:
+            raise refused
+        syscalls = Syscalls.load()
+        ring = None
+        for flags in (_abi.IORING_SETUP_SUBMIT_ALL, 0):
+            try:
+                ring = Ring.open(syscalls, entries, flags)
+                break
+            except OSError as exc:
+                if exc.errno == errno.EINVAL and flags:
+                    continue  # a kernel older than 5.18: without SUBMIT_ALL
+                raise setup_error(
+                    exc.errno or 0,
+                    entries,
+                    disabled=disabled,
+                    group=read_proc("/proc/sys/kernel/io_uring_group"),
+                    seccomp=seccomp_mode(),
+                ) from None
+        assert ring is not None
+        try:
+            supported = ring.probe()
+            if isinstance(supported, int):
+                raise probe_unsupported_error(-supported)
+            if _OP_READ not in supported:
+                raise missing_opcodes_error([_abi.OPCODES[_OP_READ]])
+            efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            try:
+                ring.register_eventfd(efd)
+            except BaseException:
+                os.close(efd)
+                raise
+        except BaseException:
+            ring.close()
+            raise
+        return cls(ring, efd)
+
+    def submit(self, call: object, fd: int, nbytes: int, offset: int, into: object) -> bool:
+        """Start reading *nbytes* at *offset* of *fd* for *call*: into *into* (a writable
+        buffer, ``os.preadv``'s) or, when it is None, into a new buffer whose bytes are
+        the result (``os.pread``'s). False if the read could not be started here (the
+        ring is full, the buffer cannot be pinned, the kernel refused the submission):
+        the caller takes its other path, and nothing of it stays in the ring."""
+        free = self._free
+        if not free:
+            return False
+        if into is None:
+            data: bytearray | None = bytearray(nbytes)
+            target: object = data
+        else:
+            data = None
+            target = into
+        try:
+            holder = _c_char.from_buffer(target)  # type: ignore[arg-type]  # holds an export
+        except (TypeError, ValueError):
+            return False  # read-only or not contiguous: os.preadv itself will say so
+        ring = self._ring
+        slot = free.pop()
+        tail = self._tail
+        _PACK_SQE(
+            ring.sqes,
+            (tail & ring.sq_mask) << 6,
+            _OP_READ,
+            0,  # flags
+            0,  # ioprio
+            fd,
+            offset,
+            _addressof(holder),
+            nbytes,
+            0,  # rw_flags
+            slot,
+        )
+        ring.publish(tail + 1)
+        ret = ring.enter(1)
+        if ret != 1:
+            # Not consumed (short of kernel memory, or the ring is gone): the kernel reads
+            # the SQ only inside io_uring_enter, so taking the tail back withdraws it.
+            ring.publish(tail)
+            free.append(slot)
+            return False
+        self._tail = tail + 1
+        self._slots[slot] = (call, holder, data)
+        self.in_flight += 1
+        return True
+
+    def reap(self) -> list[tuple[object, bytes | int | OSError]]:
+        """The calls whose reads completed, with their outcomes: the bytes read (an
+        ``os.pread``), the count (an ``os.preadv``) or the ``OSError``."""
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self.efd)
+        ring = self._ring
+        cq_u32 = ring.cq_u32
+        head = self._head
+        available = (cq_u32[ring.cq_tail_index] - head) & _U32
+        if not available:
+            return []
+        start = head & ring.cq_mask
+        first = min(available, ring.cq_entries - start)
+        cqes = ring.cqes
+        chunks = [_CQE_UNPACK(cqes[start << 4 : (start + first) << 4])]
+        if first < available:
+            chunks.append(_CQE_UNPACK(cqes[: (available - first) << 4]))
+        slots, release = self._slots, self._free.append
+        done: list[tuple[object, bytes | int | OSError]] = []
+        for chunk in chunks:
+            for slot, res, _flags in chunk:
+                entry = slots[slot]
+                slots[slot] = None
+                release(slot)
+                assert entry is not None, f"a completion for free slot {slot}"
+                call, _holder, data = entry
+                if res < 0:
+                    done.append((call, OSError(-res, os.strerror(-res))))
+                elif data is None:
+                    done.append((call, res))
+                else:
+                    done.append((call, bytes(memoryview(data)[:res])))
+        self._head = head = (head + available) & _U32
+        cq_u32[ring.cq_head_index] = head
+        self.in_flight -= available
+        return done
+
+    def close(self, timeout: float = DRAIN_TIMEOUT) -> list[object]:
+        """Wait (up to *timeout*) for the reads still in the kernel, close the ring and
+        its eventfd; the calls that were in flight, for the caller to resolve."""
+        calls: list[object] = []
+        deadline = time.monotonic() + timeout
+        while self.in_flight:
+            calls.extend(call for call, _ in self.reap())
+            left = deadline - time.monotonic()
+            if not self.in_flight or left <= 0:
+                break
+            select.select([self.efd], [], [], min(left, 0.05))
+        if self.in_flight:
+            for entry in self._slots:
+                if entry is not None:
+                    calls.append(entry[0])
+                    _UNRETURNED.append(entry[1:])  # the kernel may still write them
+        self._slots = []
+        self.in_flight = 0
+        self._ring.close()
+        os.close(self.efd)
+        self.efd = -1
+        return calls
