@@ -554,7 +554,18 @@ class SysletEventLoop(StepClaimLoop):
             if sy.nowait.supported or uring:
                 read = positional_read(fn, args, vectored=uring)
         profile = sy.profiles.get(fn if profile_as is None else profile_as)
-        sy.pending.append(CallRecord(fn, args, kwargs, context, future, profile, read))
+        call = CallRecord(fn, args, kwargs, context, future, profile, read)
+        # Neither answer blocks (RWF_NOWAIT, an io_uring submission), so with uring_reads
+        # a read starts here, in the submitting step, as a pool's would: a task that goes
+        # on to compute (hash the last piece) overlaps it.
+        if (
+            read is not None
+            and sy.options.uring_reads
+            and not sy.uring_failed
+            and self._read_from_cache(call, early=True)
+        ):
+            return future
+        sy.pending.append(call)
         return future
 
     def _run_pending_calls(self) -> bool:
@@ -660,9 +671,11 @@ class SysletEventLoop(StepClaimLoop):
         home = sy.home
         return sy.options.home_affinity and home is not None and home.ident == threading.get_ident()
 
-    def _read_from_cache(self, call: CallRecord) -> bool:
+    def _read_from_cache(self, call: CallRecord, *, early: bool = False) -> bool:
         """A plain os.pread: try it with RWF_NOWAIT. True if the call is dealt with
-        (served from the page cache, or sent to a spare because it would block)."""
+        (served from the page cache, or sent to io_uring or a spare because it would
+        block). ``early``: at submission, where no spare is sent for (the cap is decided
+        in the pending queue)."""
         sy = self._syslet
         assert call.read is not None
         if sy.options.uring_reads and is_direct(call.read[0]) and self._send_to_uring(call):
@@ -677,6 +690,8 @@ class SysletEventLoop(StepClaimLoop):
         if data is WOULD_BLOCK:
             if sy.options.uring_reads and self._send_to_uring(call):
                 return True
+            if early:
+                return False
             if sy.short_of_threads or not self._send_away(call):
                 return False  # no thread to send it to: the plain path decides
             sy.nowait_would_block += 1
@@ -712,10 +727,28 @@ class SysletEventLoop(StepClaimLoop):
             self.add_reader(reads.efd, self._reap_uring_reads)
             sy.uring_reads = reads
         assert call.read is not None
-        if not reads.submit(call, *call.read):
+        taken = reads.submit(call, *call.read)
+        if taken is False:
             return False
+        if taken is None and not sy.uring_flush_due:  # batched: entered next iteration
+            sy.uring_flush_due = True
+            self.call_soon(self._flush_uring_reads)
         sy.uring_sent += 1
         return True
+
+    def _flush_uring_reads(self) -> None:
+        """Enter the reads batched in the ring (owner). Any the kernel would not take run
+        as plain calls, never through the ring again."""
+        sy = self._syslet
+        sy.uring_flush_due = False
+        reads = sy.uring_reads
+        if reads is None:
+            return
+        for call in reads.flush():
+            assert isinstance(call, CallRecord)
+            sy.uring_sent -= 1
+            call.read = None
+            sy.pending.append(call)
 
     def _reap_uring_reads(self) -> None:
         """The ring's eventfd is readable: resolve the reads that completed (owner)."""

@@ -118,6 +118,7 @@ class SysletState:
         "threads_reused_before",
         "threads_started_before",
         "uring_failed",
+        "uring_flush_due",
         "uring_reads",
         "uring_sent",
         "waited_for_threads",
@@ -160,6 +161,7 @@ class SysletState:
         # read that would block; uring_failed once it could not be made (said once).
         self.uring_reads: UringReads | None = None
         self.uring_failed = False
+        self.uring_flush_due = False  # a _flush_uring_reads callback is in _ready
         self.uring_sent = 0
         # --- thread shortage (see "When threads run out" in _handover). cap: the cap on
         # blocked calls, the option lowered to what the process's limits allow;

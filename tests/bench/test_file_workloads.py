@@ -74,16 +74,18 @@ def _small_reads_params() -> dict[str, Any]:
 
 def test_random_reads_runs_each_storage_at_depths_1_8_32() -> None:
     w = RandomReads()
-    quick = w.params("quick")
-    assert quick["storages"] == {
+    quick, full = w.params("quick"), w.params("full")
+    assert full["storages"] == {
         "disk": [1, 8, 32, 64],
         "cache": [1, 8, 32],
         "latencyfs": [1, 8, 32],
     }
-    assert quick["depths"] == [1, 8, 32, 64]  # the disk's, as before storages
+    assert full["depths"] == [1, 8, 32, 64]  # the disk's, as before storages
+    # quick: the depths on the blocking storages, the ends of the range in cache
+    assert quick["storages"] == {"disk": [1, 8, 32], "cache": [1, 32], "latencyfs": [1, 8, 32]}
     assert quick["latency"]["read_ms"] == 2.0
     assert "latencyfs-depth32" in quick["cases"] and "depth1" in quick["cases"]
-    assert "cache-depth8" in quick["cases"]
+    assert "cache-depth32" in quick["cases"]
     warm = w.warmup_params(quick)
     assert warm["cases"] == ["depth8", "cache-depth8", "latencyfs-depth8"]
     assert w.describe()["targets"] == {

@@ -247,3 +247,79 @@ def test_preadv_is_recognised_only_for_one_writable_buffer() -> None:
     assert positional_read(os.preadv, (3, [bytearray()], 0), vectored=True) is None
     assert positional_read(os.preadv, (3, [buffer], -1), vectored=True) is None
     assert positional_read(os.pread, (3, 8, 0)) == (3, 8, 0, None)
+
+
+def test_a_read_starts_in_the_step_that_submits_it(data_file: tuple[Path, bytes]) -> None:
+    # As a pool's would: a task that submits a read and then computes overlaps the two.
+    path, data = data_file
+
+    async def main() -> None:
+        loop = this_loop()
+        fd = open_direct(path)
+        cached = os.open(path, os.O_RDONLY)
+        try:
+            buffer = mmap.mmap(-1, BLOCK)
+            pending = loop.run_in_executor(None, os.preadv, fd, [buffer], 2 * BLOCK)
+            assert loop.syslet_stats().uring_reads == 1  # in the kernel already
+            hit = loop.run_in_executor(None, os.pread, cached, 10, 0)
+            assert hit.done() and hit.result() == data[:10]  # from the cache, at once
+            assert await pending == BLOCK
+            assert buffer[:] == data[2 * BLOCK : 3 * BLOCK]
+        finally:
+            os.close(fd)
+            os.close(cached)
+
+    run(main)
+
+
+def test_reads_past_the_idle_ones_wait_for_a_flush_and_close_withdraws_them() -> None:
+    reads = _uringreads.UringReads.open()
+    r, w = os.pipe()  # reads of an empty pipe stay in the kernel
+    try:
+        assert reads.submit("a", r, 1, 0, None) is True  # the kernel is idle: at once
+        assert reads.submit("b", r, 1, 0, None) is True
+        assert reads.submit("c", r, 1, 0, None) is None  # two in the kernel: batched
+        assert reads.flush() == []
+        assert reads.submit("d", r, 1, 0, None) is None
+        left = len(_uringreads._UNRETURNED)
+        # d never reached the kernel: withdrawn; a, b, c are given back after the wait,
+        # their buffers kept for the kernel.
+        assert sorted(reads.close(timeout=0.05)) == ["a", "b", "c", "d"]  # type: ignore[type-var]
+        assert len(_uringreads._UNRETURNED) == left + 3
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_reads_the_kernel_will_not_take_run_as_plain_calls(
+    data_file: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, data = data_file
+    # Two reads reach the kernel; then it is short of memory for ever (EAGAIN): the
+    # next read is refused at once, and those batched behind the two are withdrawn by
+    # the flush, to run as plain calls.
+    real, entered = _uringreads.Ring.enter, []
+
+    def enter(self: _uringreads.Ring, *args: int) -> int:
+        entered.append(args[0])
+        return real(self, *args) if len(entered) <= 2 else -errno.EAGAIN
+
+    monkeypatch.setattr(_uringreads.Ring, "enter", enter)
+
+    async def main() -> None:
+        loop = this_loop()
+        fd = open_direct(path)
+        try:
+            buffers = [mmap.mmap(-1, BLOCK) for _ in range(8)]
+            got = await asyncio.gather(
+                *(asyncio.to_thread(os.preadv, fd, [b], i * BLOCK) for i, b in enumerate(buffers))
+            )
+            assert got == [BLOCK] * 8
+            for i, b in enumerate(buffers):
+                assert b[:] == data[i * BLOCK : (i + 1) * BLOCK]
+        finally:
+            os.close(fd)
+        assert loop.syslet_stats().uring_reads == 2
+        assert entered[:2] == [1, 1] and max(entered[2:]) > 1  # a batch was refused
+
+    run(main)
