@@ -42,6 +42,7 @@ from benchmarks.contenders.base import (
     FsOp,
     Main,
     NotSupported,
+    OffloadFile,
     open_flags,
     snapshot_dict,
 )
@@ -144,6 +145,14 @@ class SysletApi(SysletCountersApi):
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return cast(T, await self._call(fn, *args))
+
+
+class SysletFileApi(SysletApi):
+    """sysletloop's file reads for a contender of the file workloads alone (no ``call``
+    capability, so not a row of every workload that runs calls)."""
+
+    async def open_file(self, path: str, *, direct: bool = False, write: bool = False) -> AsyncFile:
+        return OffloadFile(self, os.open(path, open_flags(direct=direct, write=write)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -513,6 +522,7 @@ class SysletUringContender(SysletContender):
 
     def __init__(self, name: str, description: str, provides: frozenset[str]) -> None:
         super().__init__(name, description, provides, False, uring_reads=True)
+        self._make_api = functools.partial(SysletFileApi, eager=False)
 
     def _probe(self) -> Availability:
         found = super()._probe()

@@ -45,7 +45,8 @@ Invariants
 Rejected alternatives
     * The io_uring loop's own machinery (``sysletloop.uring``): it lives in the methods
       of a loop subclass (15 operations, cancellation, queueing past the ring); a syslet
-      loop needs one operation, whose callers are already counted and capped.
+      loop needs one operation, and a read the ring cannot take has a path already (the
+      spare thread it took before this option).
     * One ``io_uring_enter`` per read: an O_DIRECT read is handed to the device inside
       that call, 22 us of it on this VM (a virtio notification is a VM exit), which held
       a depth-32 run to 25,000 reads/s with the loop's thread saturated. Reads are
@@ -91,9 +92,14 @@ ENTRIES: Final = 256
 # How long close() waits for reads still in the kernel (a device read takes ms; a dead
 # FUSE server can hold one for ever).
 DRAIN_TIMEOUT: Final = 5.0
-# Enter the kernel once this many reads wait for it (the io_uring loop's measured best,
-# see docs/kaio.md), or at once while fewer than IDLE_BELOW reads are in the kernel.
-SUBMIT_BATCH: Final = 3
+# Enter the kernel once this many reads wait for it, or at once while fewer than
+# IDLE_BELOW reads are in the kernel. Depth 32, O_DIRECT 4 KiB reads on this VM's disk
+# through asyncio.to_thread (benchmarks.uring_reads' case, 2 s runs, 2-4 each): 3 gave
+# 36,800-46,300 reads/s, 6 36,400-45,900, 8 45,100-57,000, 12 41,700-55,300 (median
+# 54,400), 32 33,000-37,500 (about once per iteration: the device idles while the loop
+# resumes a burst of tasks, as the io_uring loop found; it settled on 3 for its lighter
+# per-read path).
+SUBMIT_BATCH: Final = 12
 IDLE_BELOW: Final = 2
 
 _U32: Final = 0xFFFFFFFF
