@@ -189,10 +189,7 @@ class StepClaimLoop(TakeBackLoop):
         """Sampler thread: a step seen still for the first time. If it waits in the
         kernel at a call (rule 0 of the claim; not a thread the OS merely preempted),
         claims may follow: have spares started for them."""
-        if blocked.frame.f_code.co_code[blocked.lasti] not in _CALL_LIKE:
-            return
-        tid = _native_id(blocked.ident)
-        if tid is not None and _sleeping(tid):
+        if _asleep_at_call(blocked) is not None:
             self._want_step_spares()
 
     def _want_step_spares(self) -> None:
@@ -240,11 +237,9 @@ class StepClaimLoop(TakeBackLoop):
                 blocked.capped = True
                 sy.steps_at_cap += 1
             return False
-        if blocked.frame.f_code.co_code[blocked.lasti] not in _CALL_LIKE:
-            return False  # not in a call: preempted, or waiting for the GIL
-        tid = _native_id(blocked.ident)
-        if tid is None or not _sleeping(tid):
-            return False  # runnable (preempted by the OS), not waiting in the kernel
+        tid = _asleep_at_call(blocked)
+        if tid is None:
+            return False  # not waiting in the kernel at a call: preempted, or the GIL
         codes = _codes_to_arm(blocked.chain)
         if codes is None:
             return False  # the loop's own code, not a user's step
@@ -260,18 +255,29 @@ class StepClaimLoop(TakeBackLoop):
         if frame is not blocked.frame or frame.f_lasti != blocked.lasti or not _sleeping(tid):
             self._cancel_hold(hold)
             return False
+        if not self._commit_step_claim(hold, blocked):
+            return False
+        if sy.options.predict_blocking:
+            _stepcalls.watch(blocked.frame.f_code, blocked.lasti, self)
+        return True
+
+    def _commit_step_claim(self, hold: ClaimedStep, blocked: BlockedStep) -> bool:
+        """Either claimer (the sampler, or the owner at a watched site), ``hold`` armed:
+        take the loop from the step's thread if nothing moved meanwhile (under
+        ``own_lock``: the hold still armed, the same epoch, no inline call, not closing,
+        that thread still the owner), start the successor and ask for spares; else undo
+        the hold. True if claimed."""
+        sy = self._syslet
         hand_over = HandOverRecord(hold, migration=False)
         with sy.own_lock:
-            if (
-                hold.state != ARMED
-                or sy.epoch != blocked.epoch
-                or sy.inline is not None
-                or sy.closing
-                or self._thread_id != blocked.ident
-            ):
-                claimed = False
-            else:
-                claimed = True
+            claimed = (
+                hold.state == ARMED
+                and sy.epoch == blocked.epoch
+                and sy.inline is None
+                and not sy.closing
+                and self._thread_id == blocked.ident
+            )
+            if claimed:
                 hold.state = CLAIMED
                 hold.owner_state = sy.owner_state
                 sy.epoch += 1
@@ -279,13 +285,13 @@ class StepClaimLoop(TakeBackLoop):
                 sy.hand_over = hand_over
                 sy.eager_outstanding += 1  # a run cannot end before it takes the loop back
                 sy.claimed_steps += 1
+                if hold.predicted:
+                    sy.predicted_steps += 1
         if not claimed:
             self._cancel_hold(hold)
             return False
         self._start_successor(hand_over, epoch, hold, id(hold), False, soon=True)
         self._want_step_spares()
-        if sy.options.predict_blocking:
-            _stepcalls.watch(blocked.frame.f_code, blocked.lasti, self)
         return True
 
     def _steps_at_cap(self) -> bool:
@@ -335,26 +341,8 @@ class StepClaimLoop(TakeBackLoop):
             return
         # Armed: this thread stops at its next instruction in the step's frames, which is
         # after the call (it runs no bytecode of the step before that).
-        hand_over = HandOverRecord(hold, migration=False)
-        with sy.own_lock:
-            if hold.state == ARMED and sy.epoch == blocked.epoch and not sy.closing:
-                hold.state = CLAIMED
-                hold.owner_state = sy.owner_state
-                sy.epoch += 1
-                epoch = sy.epoch
-                sy.hand_over = hand_over
-                sy.eager_outstanding += 1
-                sy.claimed_steps += 1
-                sy.predicted_steps += 1
-                claimed = True
-            else:
-                claimed = False
-        if not claimed:
-            self._cancel_hold(hold)
-            return
-        self._start_successor(hand_over, epoch, hold, id(hold), False, soon=True)
-        self._want_step_spares()
-        hold.since = time.monotonic()  # the call starts now: a miss is judged from here
+        if self._commit_step_claim(hold, blocked):
+            hold.since = time.monotonic()  # the call starts now: a miss is judged from here
 
     def _cancel_hold(self, hold: ClaimedStep) -> None:
         sy = self._syslet
@@ -440,6 +428,16 @@ def _native_id(ident: int) -> int | None:
     knows the thread (every thread that can own a loop does)."""
     thread = threading._active.get(ident)  # type: ignore[attr-defined]
     return None if thread is None else thread.native_id
+
+
+def _asleep_at_call(blocked: BlockedStep) -> int | None:
+    """Rule 0 of a claim: the native id of the step's thread if it waits in the kernel at
+    a call instruction; None if it is elsewhere (preempted by the OS between two
+    bytecodes, or waiting for the GIL) or cannot be told."""
+    if blocked.frame.f_code.co_code[blocked.lasti] not in _CALL_LIKE:
+        return None
+    tid = _native_id(blocked.ident)
+    return tid if tid is not None and _sleeping(tid) else None
 
 
 def _sleeping(tid: int) -> bool:

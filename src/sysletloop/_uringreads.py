@@ -104,7 +104,6 @@ IDLE_BELOW: Final = 2
 
 _U32: Final = 0xFFFFFFFF
 _PACK_SQE: Final = _abi.SQE_HEAD.pack_into
-_CQE_UNPACK: Final = _abi.CQE.iter_unpack
 _OP_READ: Final = _abi.IORING_OP_READ
 _SQE_USER_DATA: Final = struct.Struct("=Q")  # at byte 32 of an SQE
 _c_char: Final = ctypes.c_char
@@ -285,12 +284,7 @@ class UringReads:
         available = (cq_u32[ring.cq_tail_index] - head) & _U32
         if not available:
             return []
-        start = head & ring.cq_mask
-        first = min(available, ring.cq_entries - start)
-        cqes = ring.cqes
-        chunks = [_CQE_UNPACK(cqes[start << 4 : (start + first) << 4])]
-        if first < available:
-            chunks.append(_CQE_UNPACK(cqes[: (available - first) << 4]))
+        chunks = ring.cqe_chunks(head, available)
         slots, release = self._slots, self._free.append
         done: list[tuple[object, bytes | int | OSError]] = []
         for chunk in chunks:

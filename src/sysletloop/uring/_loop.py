@@ -170,7 +170,6 @@ _SLOT_MASK: Final = 0xFFFFFFFF
 _SEQ_MASK: Final = 0x3FFFFFFF
 _KIND_CANCEL: Final = 1 << 62  # user_data of the loop's own ASYNC_CANCEL SQEs
 _PACK_SQE: Final = _abi.SQE_HEAD.pack_into
-_CQE_UNPACK: Final = _abi.CQE.iter_unpack
 _OP_READ: Final = _abi.IORING_OP_READ
 _Future: Final = asyncio.Future
 _perf_counter_ns: Final = time.perf_counter_ns
@@ -1029,14 +1028,7 @@ class UringEventLoop(asyncio.SelectorEventLoop):
             return 0
         if limit and available > limit:
             available = limit
-        # The CQEs as (user_data, res, flags) records, unpacked in C: one slice of the
-        # CQE array, or two when the range wraps around its end.
-        start = head & ring.cq_mask
-        first = min(available, ring.cq_entries - start)
-        cqes = ring.cqes
-        chunks = [_CQE_UNPACK(cqes[start << 4 : (start + first) << 4])]
-        if first < available:
-            chunks.append(_CQE_UNPACK(cqes[: (available - first) << 4]))
+        chunks = ring.cqe_chunks(head, available)
         slot_ops, free, counters = self._uring_slot_ops, self._uring_free, self._uring_counters
         release = free.append
         cancels = 0

@@ -14,9 +14,12 @@ This module knows nothing of operations or futures: it makes the ring, hands out
 ``memoryview``\\s over the shared memory (the loop reads CQEs through them inline, with no
 call per completion), submits, and takes everything down. It imports nothing from the loop.
 
-Threads: one. The ring is created, used and closed by the loop's thread only; nothing here
-is locked. io_uring's kernel side runs concurrently (interrupt handlers and io-wq workers
-post CQEs at any moment), which is why the order of memory accesses matters:
+Threads: one at a time. The ring is created, used and closed by the loop's thread only
+(for a syslet loop's ``uring_reads``, by its owner, whichever thread that is: ownership
+changes hands under the loop's ``own_lock``, which orders one owner's accesses before the
+next owner's); nothing here is locked. io_uring's kernel side runs concurrently
+(interrupt handlers and io-wq workers post CQEs at any moment), which is why the order of
+memory accesses matters:
 
 Memory ordering (what the C library does with barriers, and why we may skip them)
     1. SQ: our SQE stores must be visible before our ``tail`` store, and ``tail`` before
@@ -51,12 +54,14 @@ import ctypes
 import errno
 import mmap
 import os
+from collections.abc import Iterator
 from typing import Final
 
 from sysletloop.uring import _abi
 from sysletloop.uring._syscall import Syscalls
 
 _U32: Final = 0xFFFFFFFF
+_CQE_UNPACK: Final = _abi.CQE.iter_unpack
 _MAP_FAILED: Final = ctypes.c_void_p(-1).value
 
 
@@ -203,6 +208,19 @@ class Ring:
             ret = self.sys.enter(self.fd, to_submit, min_complete, flags)
             if ret != -errno.EINTR:
                 return ret
+
+    # ---- completion --------------------------------------------------------------------
+    def cqe_chunks(self, head: int, count: int) -> list[Iterator[tuple[int, int, int]]]:
+        """The *count* CQEs from *head* (the caller's, mod 2**32) as ``(user_data, res,
+        flags)`` records, unpacked in C: one slice of the CQE array, or two when the range
+        wraps around its end. Moving ``head`` past them is the caller's."""
+        start = head & self.cq_mask
+        first = min(count, self.cq_entries - start)
+        cqes = self.cqes
+        chunks = [_CQE_UNPACK(cqes[start << 4 : (start + first) << 4])]
+        if first < count:
+            chunks.append(_CQE_UNPACK(cqes[: (count - first) << 4]))
+        return chunks
 
     # ---- teardown ----------------------------------------------------------------------
     def close(self) -> None:
