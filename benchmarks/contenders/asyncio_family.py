@@ -148,11 +148,18 @@ class SysletApi(SysletCountersApi):
 
 
 class SysletFileApi(SysletApi):
-    """sysletloop's file reads for a contender of the file workloads alone (no ``call``
-    capability, so not a row of every workload that runs calls)."""
+    """sysletloop's file reads for a contender of the file workloads alone: no ``call``
+    capability (so no row of every workload that runs calls, and ``call`` refuses, as
+    for any contender without it), its files' reads through ``sysletloop.call``."""
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        if CALL not in self.provides:
+            raise NotSupported(f"{self.name} cannot run an arbitrary blocking callable")
+        return await super().call(fn, *args)
 
     async def open_file(self, path: str, *, direct: bool = False, write: bool = False) -> AsyncFile:
-        return OffloadFile(self, os.open(path, open_flags(direct=direct, write=write)))
+        fd = os.open(path, open_flags(direct=direct, write=write))
+        return OffloadFile(self, fd, call=self._call)
 
 
 # ---------------------------------------------------------------------------------------

@@ -191,23 +191,26 @@ FS_FUNCTIONS: Final[dict[str, Callable[[str], None]]] = {
 
 
 class OffloadFile(AsyncFile):
-    """File I/O as ``os.pread``/``os.pwrite``/``os.fsync`` run through ``api.call``."""
+    """File I/O as ``os.pread``/``os.pwrite``/``os.fsync`` run through ``api.call`` (or
+    through *call*, for a contender whose files offload but whose ``call`` is refused)."""
 
-    def __init__(self, api: Api, fd: int) -> None:
-        self._api = api
+    def __init__(
+        self, api: Api, fd: int, call: Callable[..., Awaitable[Any]] | None = None
+    ) -> None:
+        self._call = api.call if call is None else call
         self.fileno = fd
 
     async def pread(self, nbytes: int, offset: int) -> bytes:
-        return await self._api.call(os.pread, self.fileno, nbytes, offset)
+        return cast(bytes, await self._call(os.pread, self.fileno, nbytes, offset))
 
     async def preadinto(self, buf: Buffer, offset: int) -> int:
-        return await self._api.call(os.preadv, self.fileno, [buf], offset)
+        return cast(int, await self._call(os.preadv, self.fileno, [buf], offset))
 
     async def pwrite(self, data: Buffer, offset: int) -> int:
-        return await self._api.call(os.pwrite, self.fileno, data, offset)
+        return cast(int, await self._call(os.pwrite, self.fileno, data, offset))
 
     async def fsync(self) -> None:
-        await self._api.call(os.fsync, self.fileno)
+        await self._call(os.fsync, self.fileno)
 
     async def aclose(self) -> None:
         os.close(self.fileno)
