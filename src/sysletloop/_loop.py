@@ -555,9 +555,9 @@ class SysletEventLoop(StepClaimLoop):
                 read = positional_read(fn, args, vectored=uring)
         profile = sy.profiles.get(fn if profile_as is None else profile_as)
         call = CallRecord(fn, args, kwargs, context, future, profile, read)
-        # Neither answer blocks (RWF_NOWAIT, an io_uring submission), so with uring_reads
-        # a read starts here, in the submitting step, as a pool's would: a task that goes
-        # on to compute (hash the last piece) overlaps it.
+        # With uring_reads, a read known to wait starts here, in the submitting step, as a
+        # pool's would (an io_uring submission does not block): a task that goes on to
+        # compute (hash the last piece) overlaps it.
         if (
             read is not None
             and sy.options.uring_reads
@@ -674,12 +674,23 @@ class SysletEventLoop(StepClaimLoop):
     def _read_from_cache(self, call: CallRecord, *, early: bool = False) -> bool:
         """A plain os.pread: try it with RWF_NOWAIT. True if the call is dealt with
         (served from the page cache, or sent to io_uring or a spare because it would
-        block). ``early``: at submission, where no spare is sent for (the cap is decided
-        in the pending queue)."""
+        block). ``early`` (uring_reads, at submission): only a read that is known to wait
+        goes now, to io_uring; one that may be cached is tried in the pending queue, so
+        that a hit resolves its future at the iteration's end and the task yields, as
+        with any call (a future done already when awaited does not yield, and a task
+        reading a cached file would keep every other task waiting)."""
         sy = self._syslet
         assert call.read is not None
-        if sy.options.uring_reads and is_direct(call.read[0]) and self._send_to_uring(call):
-            return True  # O_DIRECT: it waits for the device, whatever RWF_NOWAIT says
+        if sy.options.uring_reads:
+            if is_direct(call.read[0]) or not sy.nowait.supported:
+                # O_DIRECT waits for the device, whatever RWF_NOWAIT says; a file system
+                # without RWF_NOWAIT cannot say.
+                if self._send_to_uring(call):
+                    return True
+                if early:
+                    return False
+            elif early:
+                return False
         data = sy.nowait.try_read(*call.read)
         if data is None:
             # Short read, or a file system that cannot try without blocking: the plain

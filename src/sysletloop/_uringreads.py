@@ -17,7 +17,8 @@ io_uring makes the same try itself.
 
 Threads
     The ring belongs to the loop's owner, whichever thread that is at the moment. Only the
-    owner submits (from the pending-call queue), reaps (the eventfd's reader callback,
+    owner submits (in the step that submits a read known to wait, or from the pending-call
+    queue; the flush callback), reaps (the eventfd's reader callback,
     run by the loop) and closes (``loop.close``, with the loop stopped). Ownership changes
     hands only through the loop's hand-over, which takes ``own_lock``: that orders one
     owner's ring writes before the next owner's reads. Nothing here is locked.

@@ -262,7 +262,8 @@ def test_a_read_starts_in_the_step_that_submits_it(data_file: tuple[Path, bytes]
             pending = loop.run_in_executor(None, os.preadv, fd, [buffer], 2 * BLOCK)
             assert loop.syslet_stats().uring_reads == 1  # in the kernel already
             hit = loop.run_in_executor(None, os.pread, cached, 10, 0)
-            assert hit.done() and hit.result() == data[:10]  # from the cache, at once
+            assert await hit == data[:10]  # from the cache (resolved next iteration)
+            assert loop.syslet_stats().nowait_reads == 1
             assert await pending == BLOCK
             assert buffer[:] == data[2 * BLOCK : 3 * BLOCK]
         finally:
@@ -321,5 +322,38 @@ def test_reads_the_kernel_will_not_take_run_as_plain_calls(
             os.close(fd)
         assert loop.syslet_stats().uring_reads == 2
         assert entered[:2] == [1, 1] and max(entered[2:]) > 1  # a batch was refused
+
+    run(main)
+
+
+def test_a_cached_read_still_lets_other_tasks_run(data_file: tuple[Path, bytes]) -> None:
+    # Tried at submission, a cache hit is resolved at the next iteration, not at once: an
+    # awaited future that is done already never yields, and a task reading a cached file
+    # would keep every other task from running.
+    path, data = data_file
+
+    async def main() -> None:
+        loop = this_loop()
+        fd = os.open(path, os.O_RDONLY)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        try:
+            start = ticks
+            for block in range(50):
+                got = await asyncio.to_thread(os.pread, fd, BLOCK, block * BLOCK)
+                assert got == data[block * BLOCK : (block + 1) * BLOCK]
+            assert ticks - start >= 49  # the ticker ran beside every read
+            assert loop.syslet_stats().nowait_reads == 50
+        finally:
+            other.cancel()
+            os.close(fd)
 
     run(main)
