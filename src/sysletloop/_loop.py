@@ -562,7 +562,7 @@ class SysletEventLoop(StepClaimLoop):
             read is not None
             and sy.options.uring_reads
             and not sy.uring_failed
-            and self._read_from_cache(call, early=True)
+            and self._start_waiting_read(call)
         ):
             return future
         sy.pending.append(call)
@@ -671,26 +671,27 @@ class SysletEventLoop(StepClaimLoop):
         home = sy.home
         return sy.options.home_affinity and home is not None and home.ident == threading.get_ident()
 
-    def _read_from_cache(self, call: CallRecord, *, early: bool = False) -> bool:
+    def _start_waiting_read(self, call: CallRecord) -> bool:
+        """uring_reads: a positional read known to wait goes to io_uring (True), without
+        trying RWF_NOWAIT: an O_DIRECT one waits for the device whatever RWF_NOWAIT says,
+        and a file system without RWF_NOWAIT cannot say. At submission only such a read
+        starts; one that may be cached is tried in the pending queue, so that a hit
+        resolves its future at the iteration's end and its task yields, as with any call
+        (an awaited future that is done already does not yield: a task reading a cached
+        file would keep every other task waiting)."""
+        assert call.read is not None
+        if is_direct(call.read[0]) or not self._syslet.nowait.supported:
+            return self._send_to_uring(call)
+        return False
+
+    def _read_from_cache(self, call: CallRecord) -> bool:
         """A plain os.pread: try it with RWF_NOWAIT. True if the call is dealt with
         (served from the page cache, or sent to io_uring or a spare because it would
-        block). ``early`` (uring_reads, at submission): only a read that is known to wait
-        goes now, to io_uring; one that may be cached is tried in the pending queue, so
-        that a hit resolves its future at the iteration's end and the task yields, as
-        with any call (a future done already when awaited does not yield, and a task
-        reading a cached file would keep every other task waiting)."""
+        block)."""
         sy = self._syslet
         assert call.read is not None
-        if sy.options.uring_reads:
-            if is_direct(call.read[0]) or not sy.nowait.supported:
-                # O_DIRECT waits for the device, whatever RWF_NOWAIT says; a file system
-                # without RWF_NOWAIT cannot say.
-                if self._send_to_uring(call):
-                    return True
-                if early:
-                    return False
-            elif early:
-                return False
+        if sy.options.uring_reads and self._start_waiting_read(call):
+            return True
         data = sy.nowait.try_read(*call.read)
         if data is None:
             # Short read, or a file system that cannot try without blocking: the plain
@@ -701,8 +702,6 @@ class SysletEventLoop(StepClaimLoop):
         if data is WOULD_BLOCK:
             if sy.options.uring_reads and self._send_to_uring(call):
                 return True
-            if early:
-                return False
             if sy.short_of_threads or not self._send_away(call):
                 return False  # no thread to send it to: the plain path decides
             sy.nowait_would_block += 1
